@@ -1,0 +1,6 @@
+"""Keras layers of lambda_keras."""
+
+from lambda_keras.layers.lambda_layer import LambdaLayer
+from lambda_keras.layers.relative_position_embedding import RelativePositionEmbedding
+
+__all__ = ["LambdaLayer", "RelativePositionEmbedding"]

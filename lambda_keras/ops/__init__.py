@@ -1,0 +1,27 @@
+"""Backend-agnostic functions implementing the lambda layer's equations."""
+
+from lambda_keras.ops.lambda_interaction import KEY_NORMALIZATIONS
+from lambda_keras.ops.lambda_interaction import add_lambdas
+from lambda_keras.ops.lambda_interaction import apply_lambda
+from lambda_keras.ops.lambda_interaction import content_lambda
+from lambda_keras.ops.lambda_interaction import lambda_convolution
+from lambda_keras.ops.lambda_interaction import lambda_interaction
+from lambda_keras.ops.lambda_interaction import normalize_keys
+from lambda_keras.ops.lambda_interaction import position_lambda
+from lambda_keras.ops.relative_positions import causal_kernel_mask
+from lambda_keras.ops.relative_positions import causal_mask
+from lambda_keras.ops.relative_positions import relative_position_embeddings
+
+__all__ = [
+    "KEY_NORMALIZATIONS",
+    "add_lambdas",
+    "apply_lambda",
+    "causal_kernel_mask",
+    "causal_mask",
+    "content_lambda",
+    "lambda_convolution",
+    "lambda_interaction",
+    "normalize_keys",
+    "position_lambda",
+    "relative_position_embeddings",
+]

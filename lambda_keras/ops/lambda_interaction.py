@@ -1,0 +1,207 @@
+"""Functional core of the lambda layer (Bello, ICLR 2021, Eq. 1-5).
+
+Every function here is written with `keras.ops` only, so it runs on the
+TensorFlow, JAX and PyTorch backends. Shapes use the paper's index names:
+
+- `b`: batch, `n`: query positions, `m`: context positions,
+- `h`: queries per position (heads), `k`: query/key depth,
+- `v`: value depth, `u`: intra-depth.
+"""
+
+from keras import ops
+
+KEY_NORMALIZATIONS = ("softmax", "l2", "none")
+
+# Smallest denominator used when keys are normalised over a masked context;
+# it only matters for a query whose visible context is empty or underflows.
+_TINY = 1e-30
+_L2_EPSILON = 1e-12
+
+
+def normalize_keys(keys, normalization="softmax", mask=None):
+    """Normalises keys over context positions (Table 10 of the paper).
+
+    Without a mask the keys are normalised over all context positions `m`.
+    With a mask, each query `n` normalises over its own visible context
+    `C_n = {m : mask[n, m] = 1}` (Appendix B). That normalisation depends on
+    `n`, so it is returned as a numerator and a per-query denominator that
+    `content_lambda` divides by.
+
+    Args:
+        keys: (b, m, k, u) unnormalised keys.
+        normalization: "softmax" (default), "l2" or "none".
+        mask: optional (n, m) tensor of 0/1.
+
+    Returns:
+        A tuple `(keys, denominators)`. Without a mask (or with
+        normalization "none") `keys` are normalised and `denominators` is
+        None. With a mask, `keys` are (b, m, k, u) numerators and
+        `denominators` is (b, n, k, u).
+    """
+    if normalization not in KEY_NORMALIZATIONS:
+        raise ValueError(
+            f"`normalization` must be one of {KEY_NORMALIZATIONS}. "
+            f"Received: normalization={normalization!r}"
+        )
+    if normalization == "none":
+        return keys, None
+    if normalization == "softmax":
+        if mask is None:
+            return ops.softmax(keys, axis=1), None
+        # exp(K - max_m K) / sum_{m in C_n} exp(K - max_m K): the shift
+        # cancels in the ratio and keeps exp() from overflowing.
+        shift = ops.stop_gradient(ops.max(keys, axis=1, keepdims=True))
+        numerators = ops.exp(keys - shift)
+    else:
+        if mask is None:
+            norm = ops.sqrt(ops.sum(ops.square(keys), axis=1, keepdims=True))
+            return keys / ops.maximum(norm, _L2_EPSILON), None
+        numerators = keys
+    mask = ops.cast(mask, keys.dtype)
+    if normalization == "softmax":
+        denominators = ops.einsum("nm,bmku->bnku", mask, numerators)
+        denominators = ops.maximum(denominators, _TINY)
+    else:
+        squares = ops.einsum("nm,bmku->bnku", mask, ops.square(numerators))
+        denominators = ops.maximum(ops.sqrt(squares), _L2_EPSILON)
+    return numerators, denominators
+
+
+def content_lambda(keys, values, mask=None, key_denominators=None):
+    """Content lambda: the sum over context positions of K_m V_m^T.
+
+    Eq. 4 (`einsum(K_bmku, V_bmvu) -> bkv`) without a mask; Eq. 5
+    (`einsum(P_nm, einsum(K_bmku, V_bmvu)) -> bnkv`) with one.
+
+    Args:
+        keys: (b, m, k, u) normalised keys, or numerators when
+            `key_denominators` is given.
+        values: (b, m, v, u).
+        mask: optional (n, m) tensor of 0/1; `mask[n, m] = 1` when context
+            position m is visible from query position n.
+        key_denominators: optional (b, n, k, u) per-query key normalisers
+            from `normalize_keys`; requires `mask`.
+
+    Returns:
+        (b, k, v) without a mask, (b, n, k, v) with one.
+    """
+    if mask is None:
+        if key_denominators is not None:
+            raise ValueError("`key_denominators` requires a `mask`.")
+        return ops.einsum("bmku,bmvu->bkv", keys, values)
+    mask = ops.cast(mask, keys.dtype)
+    if key_denominators is None:
+        contributions = ops.einsum("bmku,bmvu->bmkv", keys, values)
+        return ops.einsum("nm,bmkv->bnkv", mask, contributions)
+    contributions = ops.einsum("bmku,bmvu->bmkvu", keys, values)
+    numerators = ops.einsum("nm,bmkvu->bnkvu", mask, contributions)
+    return ops.sum(numerators / ops.expand_dims(key_denominators, 3), axis=-1)
+
+
+def position_lambda(embeddings, values, mask=None):
+    """Position lambdas: `einsum(E_nmku * P_nm, V_bmvu) -> bnkv` (Eq. 4-5).
+
+    Args:
+        embeddings: (n, m, k, u) position embeddings E.
+        values: (b, m, v, u).
+        mask: optional (n, m) tensor of 0/1.
+
+    Returns:
+        (b, n, k, v).
+    """
+    if mask is not None:
+        mask = ops.cast(mask, embeddings.dtype)
+        embeddings = embeddings * mask[:, :, None, None]
+    return ops.einsum("nmku,bmvu->bnkv", embeddings, values)
+
+
+def lambda_convolution(values, kernel):
+    """Local position lambdas by the lambda convolution (Eq. 3).
+
+    The value depth `v` is treated as an extra spatial dimension and the
+    intra-depth `u` as the channels: a (r[, r], 1) convolution maps u
+    channels to k channels. Zero padding makes it equal to masking the
+    position embeddings outside the local scope.
+
+    Args:
+        values: (b, L, v, u) for sequences or (b, H, W, v, u) for images.
+        kernel: relative position embeddings (r, k, u) or (r, r, k, u) with
+            odd r; `kernel[c + d]` (c = r // 2) weighs the context element
+            at offset d from the query.
+
+    Returns:
+        (b, n, k, v) with n = L or H * W.
+    """
+    rank = len(kernel.shape) - 2
+    # (*r, k, u) -> (*r, 1, u, k): spatial taps, a 1-tap v axis, in, out.
+    conv_kernel = ops.expand_dims(
+        ops.transpose(kernel, tuple(range(rank)) + (rank + 1, rank)), rank
+    )
+    lambdas = ops.conv(
+        values, conv_kernel, strides=1, padding="same", data_format="channels_last"
+    )
+    batch, value_depth = ops.shape(values)[0], ops.shape(values)[-2]
+    key_depth = ops.shape(kernel)[-2]
+    lambdas = ops.reshape(lambdas, (batch, -1, value_depth, key_depth))
+    return ops.transpose(lambdas, (0, 1, 3, 2))
+
+
+def apply_lambda(queries, lambdas):
+    """Applies lambdas to their queries (Eq. 2, multi-query form of Eq. 4).
+
+    Args:
+        queries: (b, n, h, k).
+        lambdas: (b, k, v) shared by all positions, or (b, n, k, v).
+
+    Returns:
+        (b, n, h, v).
+    """
+    if len(lambdas.shape) == 3:
+        return ops.einsum("bnhk,bkv->bnhv", queries, lambdas)
+    return ops.einsum("bnhk,bnkv->bnhv", queries, lambdas)
+
+
+def add_lambdas(first, second):
+    """Sums a content lambda (b, k, v) or (b, n, k, v) with position lambdas."""
+    if len(first.shape) < len(second.shape):
+        first = ops.expand_dims(first, 1)
+    elif len(second.shape) < len(first.shape):
+        second = ops.expand_dims(second, 1)
+    return first + second
+
+
+def lambda_interaction(
+    queries, keys, values, embeddings=None, mask=None, key_denominators=None
+):
+    """The multi-query lambda interaction of Eq. 4 (Eq. 5 with a mask).
+
+    Computes `y_n = (lambda^c_n + lambda^p_n) q^h_n` for every head h.
+
+    Args:
+        queries: (b, n, h, k).
+        keys: (b, m, k, u), already normalised over context positions; or
+            None for a position-only interaction.
+        values: (b, m, v, u).
+        embeddings: (n, m, k, u) position embeddings, or None for a
+            content-only interaction.
+        mask: optional (n, m) tensor of 0/1; query n only sees context
+            positions m with `mask[n, m] = 1`.
+        key_denominators: optional (b, n, k, u) per-query key normalisers
+            (see `normalize_keys`); requires `mask`.
+
+    Returns:
+        (b, n, h, v).
+    """
+    if keys is None and embeddings is None:
+        raise ValueError(
+            "At least one of `keys` (content lambda) and `embeddings` "
+            "(position lambdas) must be given. Received: keys=None, "
+            "embeddings=None"
+        )
+    lambdas = None
+    if keys is not None:
+        lambdas = content_lambda(keys, values, mask, key_denominators)
+    if embeddings is not None:
+        positional = position_lambda(embeddings, values, mask)
+        lambdas = positional if lambdas is None else add_lambdas(lambdas, positional)
+    return apply_lambda(queries, lambdas)

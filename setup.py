@@ -1,0 +1,35 @@
+"""Packaging for lambda_keras."""
+
+from setuptools import find_packages
+from setuptools import setup
+
+setup(
+    name="lambda_keras",
+    version="0.1.0",
+    description="LambdaNetworks (Bello, ICLR 2021) for Keras 3: layers and models.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["lambda_keras", "lambda_keras.*"]),
+    package_data={"lambda_keras": ["samples/*.jpg"]},
+    install_requires=[
+        "keras>=3.9",
+        # TensorFlow is the default backend (tf.data, SavedModel, tf.distribute).
+        "tensorflow-cpu>=2.16; sys_platform == 'linux' and platform_machine == 'x86_64'",
+        "tensorflow>=2.16; sys_platform != 'linux' or platform_machine != 'x86_64'",
+        "numpy",
+        "pillow",
+        "h5py",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "ruff>=0.6",
+            # The layer tests also run on the JAX and PyTorch backends.
+            "jax>=0.4.30",
+            "torch==2.13.0",
+        ],
+    },
+    entry_points={"console_scripts": ["lambda-keras=lambda_keras.__main__:main"]},
+)

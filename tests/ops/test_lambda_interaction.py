@@ -1,0 +1,142 @@
+"""lambda_keras.ops against the naive numpy reference of Eq. 1-5."""
+
+import numpy as np
+import numpy_reference
+import pytest
+from keras import ops
+
+from lambda_keras.ops import causal_kernel_mask
+from lambda_keras.ops import causal_mask
+from lambda_keras.ops import content_lambda
+from lambda_keras.ops import lambda_convolution
+from lambda_keras.ops import lambda_interaction
+from lambda_keras.ops import normalize_keys
+from lambda_keras.ops import position_lambda
+from lambda_keras.ops import relative_position_embeddings
+
+RNG = np.random.default_rng(0)
+TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
+
+
+def random(*shape):
+    return RNG.standard_normal(shape).astype("float32")
+
+
+def normalized_keys(batch, length, dim_k, dim_u):
+    keys = random(batch, length, dim_k, dim_u)
+    return np.stack([numpy_reference.normalize(k, "softmax") for k in keys])
+
+
+def random_mask(length):
+    mask = (RNG.random((length, length)) < 0.6).astype("float32")
+    mask[np.arange(length), np.arange(length)] = 1.0
+    return mask
+
+
+@pytest.mark.parametrize("dim_u", [1, 3])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("parts", ["both", "content", "position"])
+def test_lambda_interaction_matches_reference(dim_u, masked, parts):
+    batch, length, heads, dim_k, dim_v = 2, 10, 3, 4, 5
+    queries = random(batch, length, heads, dim_k)
+    keys = normalized_keys(batch, length, dim_k, dim_u)
+    values = random(batch, length, dim_v, dim_u)
+    embeddings = random(length, length, dim_k, dim_u)
+    mask = random_mask(length) if masked else None
+    keys = None if parts == "position" else keys
+    embeddings = None if parts == "content" else embeddings
+
+    outputs = lambda_interaction(queries, keys, values, embeddings, mask)
+
+    expected = numpy_reference.lambda_outputs(queries, keys, values, embeddings, mask)
+    assert tuple(outputs.shape) == (batch, length, heads, dim_v)
+    np.testing.assert_allclose(ops.convert_to_numpy(outputs), expected, **TOLERANCE)
+
+
+@pytest.mark.parametrize("normalization", ["softmax", "l2", "none"])
+@pytest.mark.parametrize("dim_u", [1, 2])
+def test_keys_normalised_over_visible_context(normalization, dim_u):
+    batch, length, heads, dim_k, dim_v = 2, 9, 2, 4, 3
+    queries = random(batch, length, heads, dim_k)
+    raw_keys = 3.0 * random(batch, length, dim_k, dim_u)
+    values = random(batch, length, dim_v, dim_u)
+    mask = random_mask(length)
+
+    keys, denominators = normalize_keys(raw_keys, normalization, mask)
+    outputs = lambda_interaction(
+        queries, keys, values, mask=mask, key_denominators=denominators
+    )
+
+    expected = numpy_reference.lambda_outputs(
+        queries, raw_keys, values, mask=mask, normalization=normalization
+    )
+    np.testing.assert_allclose(ops.convert_to_numpy(outputs), expected, **TOLERANCE)
+
+
+@pytest.mark.parametrize("normalization", ["softmax", "l2"])
+def test_unmasked_normalisation_is_over_context_positions(normalization):
+    keys = random(2, 7, 4, 2)
+    normalized, denominators = normalize_keys(keys, normalization)
+    assert denominators is None
+    expected = np.stack([numpy_reference.normalize(k, normalization) for k in keys])
+    np.testing.assert_allclose(ops.convert_to_numpy(normalized), expected, **TOLERANCE)
+
+
+def test_masked_softmax_survives_large_logits():
+    keys = 500.0 * random(1, 12, 4, 1)
+    numerators, denominators = normalize_keys(keys, "softmax", causal_mask(12))
+    values = random(1, 12, 3, 1)
+    lam = content_lambda(numerators, values, causal_mask(12), denominators)
+    assert np.all(np.isfinite(ops.convert_to_numpy(lam)))
+
+
+@pytest.mark.parametrize(
+    "spatial_shape, table_shape",
+    [((7,), (13,)), ((7,), (5,)), ((4, 5), (7, 9)), ((4, 5), (3, 3)), ((3, 6), (9, 9))],
+)
+def test_relative_position_embeddings_match_reference(spatial_shape, table_shape):
+    table = random(*table_shape, 4, 2)
+    embeddings = relative_position_embeddings(
+        ops.convert_to_tensor(table), spatial_shape
+    )
+    expected = numpy_reference.relative_embeddings(table, spatial_shape)
+    np.testing.assert_allclose(ops.convert_to_numpy(embeddings), expected, **TOLERANCE)
+
+
+@pytest.mark.parametrize("spatial_shape", [(11,), (6, 7)])
+@pytest.mark.parametrize("dim_u", [1, 4])
+@pytest.mark.parametrize("scope", [3, 5])
+def test_lambda_convolution_equals_masked_einsum(spatial_shape, dim_u, scope):
+    batch, dim_k, dim_v = 2, 4, 3
+    table = random(*(scope,) * len(spatial_shape), dim_k, dim_u)
+    values = random(batch, *spatial_shape, dim_v, dim_u)
+    length = int(np.prod(spatial_shape))
+
+    convolved = lambda_convolution(values, table)
+
+    embeddings = numpy_reference.relative_embeddings(table, spatial_shape)
+    flat_values = values.reshape(batch, length, dim_v, dim_u)
+    expected = np.einsum("nmku,bmvu->bnkv", embeddings, flat_values)
+    np.testing.assert_allclose(ops.convert_to_numpy(convolved), expected, **TOLERANCE)
+    einsum = position_lambda(embeddings.astype("float32"), flat_values)
+    np.testing.assert_allclose(ops.convert_to_numpy(einsum), expected, **TOLERANCE)
+
+
+def test_causal_masks():
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(causal_mask(4)), np.tril(np.ones((4, 4)))
+    )
+    np.testing.assert_array_equal(causal_kernel_mask(5, 1), [1, 1, 1, 0, 0])
+    np.testing.assert_array_equal(
+        causal_kernel_mask(3, 2), [[1, 1, 1], [1, 1, 0], [0, 0, 0]]
+    )
+
+
+def test_errors_name_the_argument():
+    values = random(1, 4, 2, 1)
+    with pytest.raises(ValueError, match="keys=None, embeddings=None"):
+        lambda_interaction(random(1, 4, 1, 2), None, values)
+    with pytest.raises(ValueError, match="normalization='cosine'"):
+        normalize_keys(random(1, 4, 2, 1), "cosine")
+    with pytest.raises(ValueError, match="key_denominators"):
+        content_lambda(random(1, 4, 2, 1), values, key_denominators=random(1, 4, 2, 1))
