@@ -12,7 +12,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["lambda_keras", "lambda_keras.*"]),
-    package_data={"lambda_keras": ["samples/*.jpg"]},
+    package_data={"lambda_keras": ["sample_images/*.jpg"]},
     install_requires=[
         "keras>=3.9",
         # TensorFlow is the default backend (tf.data, SavedModel, tf.distribute).

@@ -43,6 +43,7 @@ def normalize_keys(keys, normalization="softmax", mask=None):
             f"`normalization` must be one of {KEY_NORMALIZATIONS}. "
             f"Received: normalization={normalization!r}"
         )
+    keys = ops.convert_to_tensor(keys)
     if normalization == "none":
         return keys, None
     if normalization == "softmax":
@@ -85,6 +86,7 @@ def content_lambda(keys, values, mask=None, key_denominators=None):
     Returns:
         (b, k, v) without a mask, (b, n, k, v) with one.
     """
+    keys, values = ops.convert_to_tensor(keys), ops.convert_to_tensor(values)
     if mask is None:
         if key_denominators is not None:
             raise ValueError("`key_denominators` requires a `mask`.")
@@ -109,6 +111,7 @@ def position_lambda(embeddings, values, mask=None):
     Returns:
         (b, n, k, v).
     """
+    embeddings = ops.convert_to_tensor(embeddings)
     if mask is not None:
         mask = ops.cast(mask, embeddings.dtype)
         embeddings = embeddings * mask[:, :, None, None]
@@ -132,6 +135,7 @@ def lambda_convolution(values, kernel):
     Returns:
         (b, n, k, v) with n = L or H * W.
     """
+    values, kernel = ops.convert_to_tensor(values), ops.convert_to_tensor(kernel)
     rank = len(kernel.shape) - 2
     # (*r, k, u) -> (*r, 1, u, k): spatial taps, a 1-tap v axis, in, out.
     conv_kernel = ops.expand_dims(

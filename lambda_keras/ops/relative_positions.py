@@ -8,6 +8,8 @@ input up to `max_size`; a local table has T_i = scope and offsets outside it
 get a zero embedding.
 """
 
+import math
+
 import numpy as np
 from keras import ops
 
@@ -25,42 +27,30 @@ def relative_position_embeddings(table, spatial_shape):
         (n, m, k, u) with n = m = L or H * W, E_nm = table[m - n + c] when
         the offset is inside the table and 0 otherwise.
     """
-    rank = len(spatial_shape)
-    embeddings = table
-    inside = []
-    for axis, size in enumerate(spatial_shape):
-        extent = table.shape[axis]
-        centre = (extent - 1) // 2
+    table = ops.convert_to_tensor(table)
+    extents = tuple(table.shape[:-2])
+    depths = tuple(table.shape[-2:])
+    # One gather from the flattened table with a row of zeros appended for
+    # offsets outside it: E is written once, with no transpose or mask pass.
+    rows = ops.concatenate(
+        [ops.reshape(table, (-1,) + depths), ops.zeros((1,) + depths, table.dtype)]
+    )
+    outside = math.prod(extents)
+    index, valid = None, None
+    for axis, (size, extent) in enumerate(zip(spatial_shape, extents)):
         positions = ops.arange(size)
-        offsets = positions[None, :] - positions[:, None] + centre
-        # Each take turns one table axis into a (query, context) pair of axes.
-        embeddings = ops.take(
-            embeddings, ops.clip(offsets, 0, extent - 1), axis=2 * axis
-        )
-        if isinstance(size, int) and extent >= 2 * size - 1:
-            inside.append(None)  # every offset lies inside the table
+        offsets = positions[None, :] - positions[:, None] + (extent - 1) // 2
+        inside = ops.logical_and(offsets >= 0, offsets < extent)
+        stride = math.prod(extents[axis + 1 :])
+        axis_index = ops.clip(offsets, 0, extent - 1) * stride
+        if axis == 1:  # (H_n, H_m) and (W_n, W_m) -> (H_n, W_n, H_m, W_m)
+            index = index[:, None, :, None] + axis_index[None, :, None, :]
+            valid = ops.logical_and(valid[:, None, :, None], inside[None, :, None, :])
         else:
-            valid = ops.logical_and(offsets >= 0, offsets < extent)
-            inside.append(ops.cast(valid, table.dtype))
-    if rank == 2:
-        # (H_n, H_m, W_n, W_m, k, u) -> (H_n, W_n, H_m, W_m, k, u)
-        embeddings = ops.transpose(embeddings, (0, 2, 1, 3, 4, 5))
-    length = int(np.prod(spatial_shape)) if _all_ints(spatial_shape) else -1
-    key_depth, intra_depth = table.shape[-2], table.shape[-1]
-    embeddings = ops.reshape(embeddings, (length, length, key_depth, intra_depth))
-    if all(valid is None for valid in inside):
-        return embeddings
-    if rank == 1:
-        validity = inside[0]
-    else:
-        rows, cols = (
-            ops.ones((size, size), table.dtype) if valid is None else valid
-            for valid, size in zip(inside, spatial_shape)
-        )
-        validity = ops.reshape(
-            rows[:, None, :, None] * cols[None, :, None, :], (length, length)
-        )
-    return embeddings * validity[:, :, None, None]
+            index, valid = axis_index, inside
+    length = math.prod(spatial_shape)
+    index = ops.reshape(ops.where(valid, index, outside), (length, length))
+    return ops.take(rows, index, axis=0)
 
 
 def causal_mask(length):
@@ -85,7 +75,3 @@ def causal_kernel_mask(scope, rank):
     """
     taps = np.arange(scope**rank).reshape((scope,) * rank)
     return (taps <= taps.size // 2).astype("float32")
-
-
-def _all_ints(shape):
-    return all(isinstance(size, int) for size in shape)

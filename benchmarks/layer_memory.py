@@ -1,0 +1,269 @@
+"""Peak memory and time of LambdaLayer against multi-head attention.
+
+Reproduces the paper's memory argument (Sec. 1, Table 2, Table 4): attention
+stores a (b, h, n, n) map per example, the lambda layer only (k, n, m)
+position embeddings shared by the batch (global einsum), or nothing
+quadratic at all (lambda convolution).
+
+Each (contender, size, pass) runs in a fresh worker process on the
+TensorFlow backend: peak memory is the worker's peak resident set size above
+its resident size just before the first call, so it counts everything the
+layer allocates; time is the median of repeated calls after a warm-up, in a
+`tf.function`. A worker that grows past `--memory-cap-gib` is stopped and
+reported as out of memory. Contenders are interleaved size by size.
+
+    python benchmarks/layer_memory.py            # full table (about 10 min)
+    python benchmarks/layer_memory.py --quick    # 16x16 and 32x32 only
+
+Writes benchmarks/results/layer_memory.json and prints a Markdown table.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+CONTENDERS = {
+    "attention": "keras.layers.MultiHeadAttention over the flattened pixels",
+    "lambda-global": "LambdaLayer, global context, einsum",
+    "lambda-conv23": "LambdaLayer, 23x23 scope, lambda convolution",
+}
+SIZES = {
+    "attention": (16, 32, 64, 128),
+    "lambda-global": (16, 32, 64, 128),
+    "lambda-conv23": (16, 32, 64, 128, 256),
+}
+PASSES = ("forward", "forward+backward")
+
+
+def _rss_bytes(pid="self"):
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def worker(contender, size, mode, batch, channels, heads, dim_k, repeats):
+    """Runs one measurement and prints it as JSON on the last line."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from lambda_keras.layers import LambdaLayer
+
+    keras.utils.set_random_seed(0)
+    images = tf.constant(
+        np.random.default_rng(0).standard_normal((batch, size, size, channels)),
+        dtype="float32",
+    )
+    if contender == "attention":
+        attention = keras.layers.MultiHeadAttention(
+            num_heads=heads, key_dim=dim_k, value_dim=channels // heads
+        )
+
+        def layer(x, training=True):
+            flat = tf.reshape(x, (batch, size * size, channels))
+            return attention(flat, flat, training=training)
+
+        weights = lambda: attention.trainable_weights  # noqa: E731
+    else:
+        scope = None if contender == "lambda-global" else 23
+        lambda_layer = LambdaLayer(
+            dim_k=dim_k,
+            heads=heads,
+            scope=scope,
+            implementation="einsum" if scope is None else "conv",
+        )
+        layer = lambda_layer
+        weights = lambda: lambda_layer.trainable_weights  # noqa: E731
+
+    @tf.function
+    def forward(x):
+        return tf.reduce_sum(layer(x, training=True))
+
+    @tf.function
+    def forward_backward(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x, training=True))
+        gradients = tape.gradient(loss, [x] + weights())
+        return [tf.convert_to_tensor(gradient) for gradient in gradients]
+
+    step = forward if mode == "forward" else forward_backward
+    baseline = _rss_bytes()
+    start = time.perf_counter()
+    tf.nest.map_structure(lambda t: t.numpy(), step(images))  # trace + warm-up
+    first = time.perf_counter() - start
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        tf.nest.map_structure(lambda t: t.numpy(), step(images))
+        timings.append(time.perf_counter() - start)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(
+        json.dumps(
+            {
+                "peak_bytes": max(peak - baseline, 0),
+                "median_seconds": statistics.median(timings),
+                "first_call_seconds": first,
+            }
+        )
+    )
+
+
+def measure(contender, size, mode, args):
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        contender,
+        str(size),
+        mode,
+        f"--batch={args.batch}",
+        f"--channels={args.channels}",
+        f"--heads={args.heads}",
+        f"--dim-k={args.dim_k}",
+        f"--repeats={args.repeats}",
+    ]
+    cap = args.memory_cap_gib * 2**30
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    peak_rss = 0
+    while process.poll() is None:
+        try:
+            peak_rss = max(peak_rss, _rss_bytes(process.pid))
+        except (FileNotFoundError, ProcessLookupError):
+            break
+        if peak_rss > cap:
+            process.kill()
+            process.wait()
+            return {"status": "out of memory", "peak_bytes": peak_rss}
+        time.sleep(0.05)
+    stdout, stderr = process.communicate()
+    if process.returncode != 0:
+        reason = "out of memory" if process.returncode in (-9, 137) else "error"
+        tail = (stderr.strip().splitlines() or [""])[-1]
+        return {"status": reason, "returncode": process.returncode, "detail": tail}
+    result = json.loads(stdout.strip().splitlines()[-1])
+    result["status"] = "ok"
+    return result
+
+
+def _format_cell(result):
+    if result["status"] != "ok":
+        if result["status"] == "out of memory":
+            return "OOM"
+        return "error"
+    megabytes = result["peak_bytes"] / 2**20
+    return f"{megabytes:,.0f} MiB / {1000 * result['median_seconds']:,.0f} ms"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--worker", nargs=3, metavar=("CONTENDER", "SIZE", "PASS"))
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--channels", type=int, default=64)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--dim-k", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--memory-cap-gib", type=float, default=20.0)
+    parser.add_argument("--quick", action="store_true", help="16x16 and 32x32 only")
+    parser.add_argument(
+        "--output",
+        default=os.path.join(os.path.dirname(__file__), "results", "layer_memory.json"),
+    )
+    args = parser.parse_args(argv)
+    if args.worker:
+        contender, size, mode = args.worker
+        worker(
+            contender,
+            int(size),
+            mode,
+            args.batch,
+            args.channels,
+            args.heads,
+            args.dim_k,
+            args.repeats,
+        )
+        return
+
+    import keras
+    import tensorflow as tf
+
+    sizes = sorted({s for sizes in SIZES.values() for s in sizes})
+    if args.quick:
+        sizes = [s for s in sizes if s <= 32]
+    results = []
+    for size in sizes:
+        for mode in PASSES:
+            for contender in CONTENDERS:
+                if size not in SIZES[contender]:
+                    continue
+                result = measure(contender, size, mode, args)
+                result.update(contender=contender, size=size, mode=mode)
+                results.append(result)
+                print(
+                    f"{contender:14s} {size:4d}x{size:<4d} {mode:17s} "
+                    f"{_format_cell(result)}",
+                    flush=True,
+                )
+    report = {
+        "benchmark": "layer_memory",
+        "command": "python benchmarks/layer_memory.py"
+        + (" --quick" if args.quick else ""),
+        "setup": {
+            "batch": args.batch,
+            "channels": args.channels,
+            "heads": args.heads,
+            "dim_k": args.dim_k,
+            "repeats": args.repeats,
+            "memory_cap_gib": args.memory_cap_gib,
+            "peak": "peak RSS of a fresh worker above its RSS before the first call",
+        },
+        "contenders": CONTENDERS,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
+        "results": results,
+    }
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output, "w", encoding="utf-8") as file:
+        json.dump(report, file, indent=2)
+
+    print()
+    print(
+        f"Peak memory / median time, batch {args.batch}, {args.channels} channels, "
+        f"{args.heads} heads, |k|={args.dim_k} (OOM: over {args.memory_cap_gib:g} GiB)"
+    )
+    header = "| input | pass | " + " | ".join(CONTENDERS) + " |"
+    print(header)
+    print("|" + "---|" * (2 + len(CONTENDERS)))
+    for size in sizes:
+        for mode in PASSES:
+            cells = []
+            for contender in CONTENDERS:
+                match = [
+                    r
+                    for r in results
+                    if (r["contender"], r["size"], r["mode"]) == (contender, size, mode)
+                ]
+                cells.append(_format_cell(match[0]) if match else "-")
+            print(f"| {size}x{size} | {mode} | " + " | ".join(cells) + " |")
+    print(f"\nwrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
