@@ -149,8 +149,15 @@ def measure(contender, size, mode, args):
         time.sleep(0.05)
     stdout, stderr = process.communicate()
     if process.returncode != 0:
-        reason = "out of memory" if process.returncode in (-9, 137) else "error"
         tail = (stderr.strip().splitlines() or [""])[-1]
+        allocation_failure = any(
+            marker in stderr for marker in ("ResourceExhausted", "OOM", "bad_alloc")
+        )
+        reason = (
+            "out of memory"
+            if process.returncode in (-9, 137) or allocation_failure
+            else "error"
+        )
         return {"status": reason, "returncode": process.returncode, "detail": tail}
     result = json.loads(stdout.strip().splitlines()[-1])
     result["status"] = "ok"
@@ -176,6 +183,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--memory-cap-gib", type=float, default=20.0)
     parser.add_argument("--quick", action="store_true", help="16x16 and 32x32 only")
+    parser.add_argument("--sizes", type=int, nargs="+", help="only these input sizes")
     parser.add_argument(
         "--output",
         default=os.path.join(os.path.dirname(__file__), "results", "layer_memory.json"),
@@ -201,6 +209,8 @@ def main(argv=None):
     sizes = sorted({s for sizes in SIZES.values() for s in sizes})
     if args.quick:
         sizes = [s for s in sizes if s <= 32]
+    if args.sizes:
+        sizes = [s for s in sizes if s in args.sizes]
     results = []
     for size in sizes:
         for mode in PASSES:
@@ -217,8 +227,7 @@ def main(argv=None):
                 )
     report = {
         "benchmark": "layer_memory",
-        "command": "python benchmarks/layer_memory.py"
-        + (" --quick" if args.quick else ""),
+        "command": " ".join(["python", "benchmarks/layer_memory.py", *sys.argv[1:]]),
         "setup": {
             "batch": args.batch,
             "channels": args.channels,
