@@ -3,6 +3,8 @@
 from setuptools import find_packages
 from setuptools import setup
 
+LINUX_X86 = "sys_platform == 'linux' and platform_machine == 'x86_64'"
+
 setup(
     name="lambda_keras",
     version="0.1.0",
@@ -16,8 +18,8 @@ setup(
     install_requires=[
         "keras>=3.9",
         # TensorFlow is the default backend (tf.data, SavedModel, tf.distribute).
-        "tensorflow-cpu>=2.16; sys_platform == 'linux' and platform_machine == 'x86_64'",
-        "tensorflow>=2.16; sys_platform != 'linux' or platform_machine != 'x86_64'",
+        f"tensorflow-cpu>=2.16; {LINUX_X86}",
+        f"tensorflow>=2.16; not ({LINUX_X86})",
         "numpy",
         "pillow",
         "h5py",

@@ -1,0 +1,25 @@
+"""The README's Python example runs as written."""
+
+import pathlib
+import re
+
+README = pathlib.Path(__file__).parent.parent / "README.md"
+
+
+def test_readme_python_example_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert blocks, "README has no python example"
+    namespace = {}
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
+    model = namespace["model"]
+    assert model.output.shape == (None, 14, 14, 256)
+    assert len([w for w in model.weights if "table" in w.path]) == 1
+
+
+def test_readme_quick_start_is_the_ci_command():
+    readme = README.read_text()
+    ci = (README.parent / ".ci" / "run").read_text()
+    commands = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)[0].splitlines()
+    assert len(commands) == 2
+    assert commands[1] in ci
