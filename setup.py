@@ -4,6 +4,7 @@ from setuptools import find_packages
 from setuptools import setup
 
 LINUX_X86 = "sys_platform == 'linux' and platform_machine == 'x86_64'"
+NOT_LINUX_X86 = "sys_platform != 'linux' or platform_machine != 'x86_64'"
 
 setup(
     name="lambda_keras",
@@ -19,7 +20,7 @@ setup(
         "keras>=3.9",
         # TensorFlow is the default backend (tf.data, SavedModel, tf.distribute).
         f"tensorflow-cpu>=2.16; {LINUX_X86}",
-        f"tensorflow>=2.16; not ({LINUX_X86})",
+        f"tensorflow>=2.16; {NOT_LINUX_X86}",
         "numpy",
         "pillow",
         "h5py",
