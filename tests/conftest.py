@@ -1,4 +1,4 @@
-"""Shared pytest configuration: `--run-slow` and a fixed random seed."""
+"""Shared pytest configuration: `--run-slow` and a fixed Keras random seed."""
 
 import os
 
@@ -24,7 +24,5 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_policy():
+def _seed():
     keras.utils.set_random_seed(1234)
-    yield
-    keras.config.set_dtype_policy("float32")

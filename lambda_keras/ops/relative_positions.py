@@ -18,7 +18,7 @@ def relative_position_embeddings(table, spatial_shape):
     """Expands a relative table into position embeddings E (n, m, k, u).
 
     Args:
-        table: (T,  k, u) for sequences or (T_h, T_w, k, u) for images,
+        table: (T, k, u) for sequences or (T_h, T_w, k, u) for images,
             with odd T.
         spatial_shape: the input's spatial shape, (L,) or (H, W); entries
             may be Python ints or scalar tensors.
