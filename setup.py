@@ -15,7 +15,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["lambda_keras", "lambda_keras.*"]),
-    package_data={"lambda_keras": ["sample_images/*.jpg"]},
+    package_data={"lambda_keras": ["sample_images/*.jpg", "applications/*.json"]},
     install_requires=[
         "keras>=3.9",
         # TensorFlow is the default backend (tf.data, SavedModel, tf.distribute).

@@ -2,5 +2,6 @@
 
 from lambda_keras.layers.lambda_layer import LambdaLayer
 from lambda_keras.layers.relative_position_embedding import RelativePositionEmbedding
+from lambda_keras.layers.stochastic_depth import StochasticDepth
 
-__all__ = ["LambdaLayer", "RelativePositionEmbedding"]
+__all__ = ["LambdaLayer", "RelativePositionEmbedding", "StochasticDepth"]

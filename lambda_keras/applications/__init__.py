@@ -1,0 +1,25 @@
+"""LambdaResNet applications in the style of `keras.applications`."""
+
+from lambda_keras.applications.imagenet import decode_predictions
+from lambda_keras.applications.imagenet import preprocess_input
+from lambda_keras.applications.lambda_resnet import LambdaResNet
+from lambda_keras.applications.lambda_resnet import LambdaResNet50
+from lambda_keras.applications.lambda_resnet import LambdaResNet101
+from lambda_keras.applications.lambda_resnet import LambdaResNet152
+from lambda_keras.applications.lambda_resnet import LambdaResNet200
+from lambda_keras.applications.lambda_resnet import LambdaResNet270
+from lambda_keras.applications.lambda_resnet import LambdaResNet350
+from lambda_keras.applications.lambda_resnet import LambdaResNet420
+
+__all__ = [
+    "LambdaResNet",
+    "LambdaResNet50",
+    "LambdaResNet101",
+    "LambdaResNet152",
+    "LambdaResNet200",
+    "LambdaResNet270",
+    "LambdaResNet350",
+    "LambdaResNet420",
+    "decode_predictions",
+    "preprocess_input",
+]

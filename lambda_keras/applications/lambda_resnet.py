@@ -1,0 +1,474 @@
+"""LambdaResNets (Bello, ICLR 2021, Sec. 5 and Appendix D).
+
+ResNets whose 3x3 convolutions are replaced by lambda layers, in the style of
+`keras.applications.ResNet50`. `LambdaResNet(depths, ...)` builds any depth;
+`LambdaResNet50` ... `LambdaResNet420` are the paper's models.
+
+Two architectures:
+
+- `"hybrid"` (default; Figure 2, Tables 5-6, the 350-epoch setup): ResNet-D
+  (3-conv stem, average-pool shortcuts), the stem's max-pool replaced by a
+  strided 3x3 convolution, squeeze-and-excitation (ratio 4) in the stages
+  without lambda layers, lambda layers uniformly spaced in c4 and in all of
+  c5, dropout before the classifier, stochastic depth for models deeper than
+  ResNet-200.
+
+  Appendix D says SE is used "in the residual blocks that do not employ
+  lambda layers". The parameter counts of Table 13 pin this down to the
+  *stages* without lambda layers: ResNet-101 + 3 lambda is 36.9M and
+  ResNet-152 + 6 lambdas 51.4M with SE in c2 and c3 only (we count 36.85M
+  and 51.36M), against 47.4M and 67.2M with SE also in the convolution
+  blocks of c4.
+- `"vanilla"`: ResNet-v1 bottlenecks without SE or ResNet-D (the 90-epoch
+  setup of Tables 3, 11 and 12).
+
+In both, a lambda layer replaces a block's 3x3 convolution; a strided block
+downsamples with a 3x3 average pool of stride 2 after its lambda layer, and a
+strided convolution block uses stride 2 in its 3x3 convolution. The last
+BatchNorm of each bottleneck starts with gamma = 0.
+"""
+
+import keras
+from keras import layers
+
+# obtain_input_shape and validate_activation are what keras.applications
+# itself validates with; Keras keeps them out of its public namespace.
+from keras.src.applications import imagenet_utils
+
+from lambda_keras.applications.imagenet import IMAGENET_MEAN
+from lambda_keras.applications.imagenet import IMAGENET_STD
+from lambda_keras.layers import LambdaLayer
+from lambda_keras.layers import RelativePositionEmbedding
+from lambda_keras.layers import StochasticDepth
+
+ARCHITECTURES = ("hybrid", "vanilla")
+STAGE_WIDTHS = (64, 128, 256, 512)
+BOTTLENECK_EXPANSION = 4
+BN_EPSILON = 1.001e-5
+
+# Blocks per stage (c2, c3, c4, c5), lambda layers in c4 of the hybrid
+# models (Appendix D) and default image size of each paper model.
+MODEL_DEPTHS = {
+    50: (3, 4, 6, 3),
+    101: (3, 4, 23, 3),
+    152: (3, 8, 36, 3),
+    200: (3, 24, 36, 3),
+    270: (4, 29, 53, 4),
+    350: (4, 36, 72, 4),
+    420: (4, 44, 87, 4),
+}
+C4_LAMBDA_LAYERS = {50: 1, 101: 3, 152: 6, 200: 6, 270: 6, 350: 6, 420: 8}
+# Figure 2 scales depth and image size together from 224 to 320; Table 13
+# uses 256 for ResNet-152 and Table 5 uses 320 for the large models.
+DEFAULT_SIZES = {50: 224, 101: 224, 152: 256, 200: 288, 270: 288, 350: 320, 420: 320}
+
+# Named pretrained weights per model name; filled by the weights registry.
+NAMED_WEIGHTS = {}
+
+
+def LambdaResNet(  # noqa: N802 (keras.applications naming)
+    depths,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    include_preprocessing=False,
+    name="lambda_resnet",
+    *,
+    architecture="hybrid",
+    placement=None,
+    dim_k=16,
+    heads=4,
+    dim_u=1,
+    scope=23,
+    use_content=True,
+    use_position=True,
+    shared_embeddings=False,
+    implementation="auto",
+    se_ratio=0.25,
+    dropout_rate=None,
+    stochastic_depth_rate=0.0,
+    default_size=224,
+):
+    """Instantiates a LambdaResNet of any depth.
+
+    Args:
+        depths: residual blocks in each of the four stages, e.g.
+            `(3, 4, 6, 3)` for a 50-layer network.
+        include_top: whether to include the classifier on top.
+        weights: None (random initialisation) or the path to a weights file.
+        input_tensor: optional Keras tensor to use as the image input.
+        input_shape: optional (height, width, channels); defaults to
+            (default_size, default_size, 3). With `include_top=False` the
+            spatial size may be None for local-scope models.
+        pooling: with `include_top=False`, None (4-D feature map), "avg" or
+            "max" global pooling.
+        classes: number of classes of the classifier.
+        classifier_activation: activation of the classifier, or None for
+            logits.
+        include_preprocessing: whether the model starts by scaling RGB
+            inputs in 0-255 to ImageNet mean/std units (as
+            `preprocess_input` does).
+        name: model name.
+        architecture: "hybrid" (paper's LambdaResNets) or "vanilla"
+            (ResNet-v1 bottlenecks, the controlled experiments).
+        placement: per stage (c2, c3, c4, c5), "C" for convolutions, "L" for
+            lambda layers in every block, or a number of lambda layers
+            spaced uniformly over the stage (ending at its last block).
+            A string "C,C,L,L" or a sequence. Defaults to ("C", "C", 1, "L").
+        dim_k: query/key depth |k| of the lambda layers (Table 11).
+        heads: number of queries |h| (Table 11).
+        dim_u: intra-depth |u| (Tables 3, 11).
+        scope: local scope of the position lambdas, or None for global
+            (Table 9).
+        use_content: content lambdas on (Table 8).
+        use_position: position lambdas on (Table 8).
+        shared_embeddings: one position embedding shared by all lambda
+            layers (Table 4).
+        implementation: the lambda layers' "auto", "einsum" or "conv".
+        se_ratio: squeeze-and-excitation hidden units as a fraction of the
+            block's output channels, in the hybrid architecture's stages
+            without lambda layers (paper: 1/4); 0 or None to disable.
+        dropout_rate: dropout before the classifier; defaults to 0.3 for the
+            hybrid architecture and 0 for the vanilla one.
+        stochastic_depth_rate: drop probability of the last block's residual
+            branch, increasing linearly from 0 over the blocks.
+        default_size: default input height and width.
+
+    Returns:
+        A `keras.Model`.
+    """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"`architecture` must be one of {ARCHITECTURES}. "
+            f"Received: architecture={architecture!r}"
+        )
+    depths = _validate_depths(depths)
+    lambda_blocks = _lambda_blocks(placement, depths)
+    _check_weights(weights, name, include_top, classes)
+    if keras.config.image_data_format() != "channels_last":
+        raise ValueError(
+            "LambdaResNets support the 'channels_last' image data format only. "
+            f"Received: image_data_format={keras.config.image_data_format()!r}"
+        )
+    input_shape = imagenet_utils.obtain_input_shape(
+        input_shape,
+        default_size=default_size,
+        min_size=32,
+        data_format="channels_last",
+        require_flatten=include_top,
+        weights=weights,
+    )
+    if input_tensor is None:
+        image_input = layers.Input(shape=input_shape)
+    elif not keras.backend.is_keras_tensor(input_tensor):
+        image_input = layers.Input(tensor=input_tensor, shape=input_shape)
+    else:
+        image_input = input_tensor
+    hybrid = architecture == "hybrid"
+    if dropout_rate is None:
+        dropout_rate = 0.3 if hybrid else 0.0
+
+    x = image_input
+    if include_preprocessing:
+        x = layers.Rescaling(1.0 / 255, name="rescaling")(x)
+        x = layers.Normalization(
+            mean=IMAGENET_MEAN,
+            variance=[std**2 for std in IMAGENET_STD],
+            name="normalization",
+        )(x)
+    x = _stem(x, hybrid)
+
+    lambda_options = dict(
+        dim_k=dim_k,
+        heads=heads,
+        dim_u=dim_u,
+        scope=scope,
+        use_content=use_content,
+        use_position=use_position,
+        implementation=implementation,
+    )
+    shared_table = None
+    total_blocks, block_index = sum(depths), 0
+    for stage, (width, blocks) in enumerate(zip(STAGE_WIDTHS, depths)):
+        for block in range(blocks):
+            use_lambda = block in lambda_blocks[stage]
+            if use_lambda and shared_embeddings and shared_table is None:
+                max_size = None if scope is not None else tuple(x.shape[1:3])
+                shared_table = RelativePositionEmbedding(
+                    dim_k=dim_k,
+                    dim_u=dim_u,
+                    scope=scope,
+                    max_size=None if None in (max_size or ()) else max_size,
+                    name="shared_position_embedding",
+                )(x)
+            x = _bottleneck(
+                x,
+                width=width,
+                stride=2 if block == 0 and stage > 0 else 1,
+                use_lambda=use_lambda,
+                lambda_options=lambda_options,
+                shared_table=shared_table,
+                resnet_d=hybrid,
+                se_ratio=se_ratio if hybrid and not lambda_blocks[stage] else None,
+                drop_rate=stochastic_depth_rate * block_index / total_blocks,
+                name=f"c{stage + 2}_block{block + 1}",
+            )
+            block_index += 1
+
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        if dropout_rate:
+            x = layers.Dropout(dropout_rate, name="top_dropout")(x)
+        imagenet_utils.validate_activation(classifier_activation, weights)
+        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(
+            x
+        )
+    elif pooling == "avg":
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    elif pooling == "max":
+        x = layers.GlobalMaxPooling2D(name="max_pool")(x)
+    elif pooling is not None:
+        raise ValueError(
+            f"`pooling` must be None, 'avg' or 'max'. Received: pooling={pooling!r}"
+        )
+
+    if input_tensor is not None:
+        inputs = keras.utils.get_source_inputs(input_tensor)
+    else:
+        inputs = image_input
+    model = keras.Model(inputs, x, name=name)
+    if weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+def _stem(x, hybrid):
+    """ResNet-v1 stem (7x7 conv, max-pool) or the hybrid ResNet-D stem."""
+    if not hybrid:
+        x = layers.ZeroPadding2D(3, name="stem_pad")(x)
+        x = layers.Conv2D(64, 7, strides=2, use_bias=False, name="stem_conv")(x)
+        x = _batch_norm(x, "stem_bn")
+        x = layers.Activation("relu", name="stem_relu")(x)
+        x = layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
+        return layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
+    # ResNet-D: three 3x3 convolutions; the max-pool becomes a strided conv.
+    for index, (filters, stride) in enumerate(((32, 2), (32, 1), (64, 1), (64, 2))):
+        x = layers.Conv2D(
+            filters,
+            3,
+            strides=stride,
+            padding="same",
+            use_bias=False,
+            name=f"stem_conv{index + 1}",
+        )(x)
+        x = _batch_norm(x, f"stem_bn{index + 1}")
+        x = layers.Activation("relu", name=f"stem_relu{index + 1}")(x)
+    return x
+
+
+def _bottleneck(
+    x,
+    width,
+    stride,
+    use_lambda,
+    lambda_options,
+    shared_table,
+    resnet_d,
+    se_ratio,
+    drop_rate,
+    name,
+):
+    """Bottleneck residual block with a 3x3 convolution or a lambda layer."""
+    channels = width * BOTTLENECK_EXPANSION
+    shortcut = x
+    if stride != 1 or x.shape[-1] != channels:
+        if resnet_d and stride != 1:
+            shortcut = layers.AveragePooling2D(
+                2, strides=stride, padding="same", name=f"{name}_shortcut_pool"
+            )(shortcut)
+        shortcut = layers.Conv2D(
+            channels,
+            1,
+            strides=1 if resnet_d else stride,
+            use_bias=False,
+            name=f"{name}_shortcut_conv",
+        )(shortcut)
+        shortcut = _batch_norm(shortcut, f"{name}_shortcut_bn")
+
+    y = layers.Conv2D(width, 1, use_bias=False, name=f"{name}_conv1")(x)
+    y = _batch_norm(y, f"{name}_bn1")
+    y = layers.Activation("relu", name=f"{name}_relu1")(y)
+    if use_lambda:
+        lambda_layer = LambdaLayer(
+            filters=width, strides=stride, name=f"{name}_lambda", **lambda_options
+        )
+        if shared_table is None:
+            y = lambda_layer(y)
+        else:
+            y = lambda_layer(y, position_embeddings=shared_table)
+    else:
+        y = layers.Conv2D(
+            width,
+            3,
+            strides=stride,
+            padding="same",
+            use_bias=False,
+            name=f"{name}_conv2",
+        )(y)
+    y = _batch_norm(y, f"{name}_bn2")
+    y = layers.Activation("relu", name=f"{name}_relu2")(y)
+    y = layers.Conv2D(channels, 1, use_bias=False, name=f"{name}_conv3")(y)
+    y = _batch_norm(y, f"{name}_bn3", gamma_initializer="zeros")
+    if se_ratio:
+        y = _squeeze_excite(y, se_ratio, f"{name}_se")
+    if drop_rate:
+        y = StochasticDepth(drop_rate, name=f"{name}_drop")(y)
+    y = layers.Add(name=f"{name}_add")([shortcut, y])
+    return layers.Activation("relu", name=f"{name}_out")(y)
+
+
+def _squeeze_excite(x, ratio, name):
+    channels = x.shape[-1]
+    s = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_squeeze")(x)
+    s = layers.Conv2D(
+        max(1, int(channels * ratio)), 1, activation="relu", name=f"{name}_reduce"
+    )(s)
+    s = layers.Conv2D(channels, 1, activation="sigmoid", name=f"{name}_expand")(s)
+    return layers.Multiply(name=f"{name}_excite")([x, s])
+
+
+def _batch_norm(x, name, gamma_initializer="ones"):
+    return layers.BatchNormalization(
+        epsilon=BN_EPSILON, gamma_initializer=gamma_initializer, name=name
+    )(x)
+
+
+def _validate_depths(depths):
+    depths = tuple(depths) if isinstance(depths, (list, tuple)) else None
+    if (
+        depths is None
+        or len(depths) != 4
+        or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in depths)
+    ):
+        raise ValueError(
+            "`depths` must be 4 positive integers (blocks in c2, c3, c4, c5). "
+            f"Received: depths={depths!r}"
+        )
+    return depths
+
+
+def _lambda_blocks(placement, depths):
+    """Indices of the blocks with a lambda layer, one set per stage."""
+    original = placement
+    if placement is None:
+        placement = ("C", "C", 1, "L")
+    if isinstance(placement, str):
+        placement = [p.strip() for p in placement.replace("->", ",").split(",")]
+    entries = list(placement) if isinstance(placement, (list, tuple)) else []
+    blocks = []
+    for entry, depth in zip(entries, depths):
+        if isinstance(entry, str) and entry.upper() in ("C", "L"):
+            count = depth if entry.upper() == "L" else 0
+        elif isinstance(entry, str) and entry.isdigit():
+            count = int(entry)
+        elif isinstance(entry, int) and not isinstance(entry, bool):
+            count = entry
+        else:
+            count = -1
+        if not 0 <= count <= depth:
+            blocks = None
+            break
+        # `count` blocks spaced uniformly, the last one at the stage's end.
+        blocks.append({round((i + 1) * depth / count) - 1 for i in range(count)})
+    if blocks is None or len(entries) != 4:
+        raise ValueError(
+            "`placement` must give, for each of the 4 stages, 'C' "
+            "(convolutions), 'L' (lambda layers) or the number of lambda "
+            "layers (0 to the stage's blocks, here "
+            f"{depths}), e.g. 'C,C,L,L' or ('C', 'C', 3, 'L'). "
+            f"Received: placement={original!r}"
+        )
+    return blocks
+
+
+def _check_weights(weights, name, include_top, classes):
+    """The hook for pretrained weights: None, a file path or a named set."""
+    if weights is None:
+        return
+    if isinstance(weights, str) and weights in NAMED_WEIGHTS.get(name, {}):
+        if include_top and classes != 1000:
+            raise ValueError(
+                f"If using `weights='{weights}'` with `include_top=True`, "
+                f"`classes` should be 1000. Received: classes={classes}"
+            )
+        raise NotImplementedError("Named weights arrive with the weights registry.")
+    if isinstance(weights, str) and keras.utils.file_utils.exists(weights):
+        return
+    known = sorted(NAMED_WEIGHTS.get(name, {}))
+    raise ValueError(
+        "The `weights` argument should be either `None` (random "
+        "initialization), the name of pretrained weights (available for "
+        f"'{name}': {known or 'none yet'}), or the path to the weights file "
+        f"to be loaded. Received: weights={weights!r}"
+    )
+
+
+def _named_constructor(depth):
+    def constructor(
+        include_top=True,
+        weights=None,
+        input_tensor=None,
+        input_shape=None,
+        pooling=None,
+        classes=1000,
+        classifier_activation="softmax",
+        include_preprocessing=False,
+        name=f"lambda_resnet{depth}",
+        **kwargs,
+    ):
+        kwargs.setdefault("placement", ("C", "C", C4_LAMBDA_LAYERS[depth], "L"))
+        kwargs.setdefault("stochastic_depth_rate", 0.2 if depth > 200 else 0.0)
+        kwargs.setdefault("default_size", DEFAULT_SIZES[depth])
+        return LambdaResNet(
+            MODEL_DEPTHS[depth],
+            include_top=include_top,
+            weights=weights,
+            input_tensor=input_tensor,
+            input_shape=input_shape,
+            pooling=pooling,
+            classes=classes,
+            classifier_activation=classifier_activation,
+            include_preprocessing=include_preprocessing,
+            name=name,
+            **kwargs,
+        )
+
+    constructor.__name__ = constructor.__qualname__ = f"LambdaResNet{depth}"
+    constructor.__doc__ = f"""Instantiates the LambdaResNet{depth} of the paper.
+
+    Hybrid LambdaResNet by default: blocks {MODEL_DEPTHS[depth]},
+    {C4_LAMBDA_LAYERS[depth]} lambda layer(s) uniformly spaced in c4 and
+    lambda layers in all of c5, default input {DEFAULT_SIZES[depth]}x
+    {DEFAULT_SIZES[depth]}, stochastic depth
+    {0.2 if depth > 200 else 0.0}. Arguments as `keras.applications.ResNet50`
+    plus `include_preprocessing`; every keyword argument of `LambdaResNet`
+    (architecture, placement, dim_k, heads, dim_u, scope, ...) may be
+    overridden.
+
+    Returns:
+        A `keras.Model`.
+    """
+    return constructor
+
+
+LambdaResNet50 = _named_constructor(50)
+LambdaResNet101 = _named_constructor(101)
+LambdaResNet152 = _named_constructor(152)
+LambdaResNet200 = _named_constructor(200)
+LambdaResNet270 = _named_constructor(270)
+LambdaResNet350 = _named_constructor(350)
+LambdaResNet420 = _named_constructor(420)
