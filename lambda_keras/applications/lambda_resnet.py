@@ -31,9 +31,11 @@ BatchNorm of each bottleneck starts with gamma = 0.
 import keras
 from keras import layers
 
-# obtain_input_shape and validate_activation are what keras.applications
-# itself validates with; Keras keeps them out of its public namespace.
+# obtain_input_shape, validate_activation and file_utils.exists (local and
+# gs:// paths) are what keras.applications itself validates with; Keras keeps
+# them out of its public namespace.
 from keras.src.applications import imagenet_utils
+from keras.src.utils import file_utils
 
 from lambda_keras.applications.imagenet import IMAGENET_MEAN
 from lambda_keras.applications.imagenet import IMAGENET_STD
@@ -406,7 +408,7 @@ def _check_weights(weights, name, include_top, classes):
                 f"`classes` should be 1000. Received: classes={classes}"
             )
         raise NotImplementedError("Named weights arrive with the weights registry.")
-    if isinstance(weights, str) and keras.utils.file_utils.exists(weights):
+    if isinstance(weights, str) and file_utils.exists(weights):
         return
     known = sorted(NAMED_WEIGHTS.get(name, {}))
     raise ValueError(

@@ -123,3 +123,44 @@ PARAMETER_COUNTS += [
         dict(depths=RESNET152, placement="C,C,L,L", input_size=256),
     ),
 ]
+
+# Rows of Table 11 whose counts contradict the table's other rows: every
+# other row follows from |h| and |k| (more heads: more query weights, fewer
+# value weights), and these two do not (see the README).
+INCONSISTENT_ROWS = {("11", "|k|=8 |h|=2 |u|=1"), ("11", "|k|=8 |h|=16 |u|=1")}
+
+
+# Paper GFLOPS (twice the multiply-adds), ResNet-50 at 224x224 unless noted.
+FLOP_COUNTS = [
+    (
+        "6",
+        "LambdaResNet-270 (256, 7x7 scope, c4 and c5 lambda)",
+        34.0,
+        dict(
+            depths=(4, 29, 53, 4),
+            placement="C,C,L,L",
+            scope=7,
+            input_size=256,
+            stochastic_depth_rate=0.2,
+        ),
+    ),
+    ("8", "content only", 5.0, dict(_ALL_LAMBDA, use_position=False)),
+    ("8", "position only", 11.9, dict(_ALL_LAMBDA, use_content=False)),
+    ("8", "content and position", 12.0, _ALL_LAMBDA),
+]
+for _scope, _flops in [
+    (3, 5.7),
+    (7, 6.1),
+    (15, 7.8),
+    (23, 10.0),
+    (31, 12.4),
+    (None, 19.4),
+]:
+    FLOP_COUNTS.append(
+        (
+            "9",
+            f"scope {'global' if _scope is None else f'{_scope}x{_scope}'}",
+            _flops,
+            dict(_ALL_LAMBDA, scope=_scope),
+        )
+    )
