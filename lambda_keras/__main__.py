@@ -14,7 +14,12 @@ def main(argv=None):
         "demo", help="run the lambda layer on a sample image (the default)"
     )
     demo.add_argument("--image", help="image file; defaults to a shipped sample")
-    demo.add_argument("--size", type=int, default=56, help="image side in pixels")
+    demo.add_argument(
+        "--size", type=int, default=56, help="image side for the lambda layers"
+    )
+    demo.add_argument(
+        "--model-size", type=int, default=224, help="image side for LambdaResNet50"
+    )
     demo.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
 
@@ -22,7 +27,9 @@ def main(argv=None):
         from lambda_keras.demo import run_demo
 
         results = run_demo(
-            image_path=getattr(args, "image", None), size=getattr(args, "size", 56)
+            image_path=getattr(args, "image", None),
+            size=getattr(args, "size", 56),
+            model_size=getattr(args, "model_size", 224),
         )
         if getattr(args, "json", None):
             with open(args.json, "w", encoding="utf-8") as file:

@@ -16,7 +16,7 @@ def test_sample_images_are_shipped():
 
 def test_demo_checks_the_paper_claims_on_a_real_image():
     lines = []
-    results = run_demo(size=24, print_fn=lines.append)
+    results = run_demo(size=24, model_size=64, print_fn=lines.append)
 
     assert results["image"] == "tench.jpg"
     assert results["einsum_vs_conv_max_abs_diff"] < 1e-3
@@ -25,6 +25,8 @@ def test_demo_checks_the_paper_claims_on_a_real_image():
     assert shapes["global context (einsum)"] == [1, 24, 24, 64]
     assert shapes["strided (3x3 avg pool)"] == [1, 12, 12, 64]
     assert any("einsum vs lambda convolution" in line for line in lines)
+    assert results["lambda_resnet50"]["output_shape"] == [1, 1000]
+    assert results["lambda_resnet50"]["parameters"] > 18e6
 
 
 def test_module_entry_point_runs_and_writes_json(tmp_path):

@@ -15,6 +15,8 @@ def test_readme_python_example_runs():
     model = namespace["model"]
     assert model.output.shape == (None, 14, 14, 256)
     assert len([w for w in model.weights if "table" in w.path]) == 1
+    assert len(namespace["top5"][0]) == 5
+    assert namespace["features"].output_shape == (None, 2048)
 
 
 def test_readme_quick_start_is_the_ci_command():

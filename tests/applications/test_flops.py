@@ -1,6 +1,5 @@
 """Multiply-add counts against published counts and a brute-force count."""
 
-
 import keras
 import numpy as np
 import numpy_reference
