@@ -54,13 +54,19 @@ def test_every_constructor_builds_the_paper_architecture(depth):
 
 
 @pytest.mark.parametrize(
-    "pooling, shape",
-    [(None, (None, 2, 2, 2048)), ("avg", (None, 2048)), ("max", (None, 2048))],
+    "depth",
+    [pytest.param(d, marks=pytest.mark.slow) if d in DEEP else d for d in CONSTRUCTORS],
 )
-def test_output_shapes_without_top(pooling, shape):
-    model = applications.LambdaResNet50(
-        include_top=False, input_shape=(64, 64, 3), pooling=pooling
-    )
+@pytest.mark.parametrize(
+    "kwargs, shape",
+    [
+        (dict(include_top=True, classes=10), (None, 10)),
+        (dict(include_top=False, pooling=None), (None, 2, 2, 2048)),
+        (dict(include_top=False, pooling="max"), (None, 2048)),
+    ],
+)
+def test_output_shapes_with_and_without_top(depth, kwargs, shape):
+    model = CONSTRUCTORS[depth](input_shape=(64, 64, 3), **kwargs)
     assert model.output_shape == shape
 
 
