@@ -32,6 +32,8 @@ setup(
             # The layer tests also run on the JAX and PyTorch backends.
             "jax>=0.4.30",
             "torch==2.13.0",
+            # Independent writer of .safetensors files for the converter tests.
+            "safetensors",
         ],
     },
     entry_points={"console_scripts": ["lambda-keras=lambda_keras.__main__:main"]},

@@ -199,12 +199,13 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
         for block in range(blocks):
             use_lambda = block in lambda_blocks[stage]
             if use_lambda and shared_embeddings and shared_table is None:
-                max_size = None if scope is not None else tuple(x.shape[1:3])
+                # A global table must cover the first (largest) lambda input.
+                spatial = tuple(x.shape[1:3])
                 shared_table = RelativePositionEmbedding(
                     dim_k=dim_k,
                     dim_u=dim_u,
                     scope=scope,
-                    max_size=None if None in (max_size or ()) else max_size,
+                    max_size=spatial if scope is None and None not in spatial else None,
                     name="shared_position_embedding",
                 )(x)
             x = _bottleneck(

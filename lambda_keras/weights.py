@@ -1,0 +1,409 @@
+"""The pretrained-weights registry and its hash-checked download.
+
+The registry is `checkpoints/manifest.json` at the root of the repository
+(its schema is in `checkpoints/README.md`). `load_manifest` reads and
+validates it, `find_checkpoint` resolves a name or an alias to an entry and
+`download` fetches one of the entry's files into the Keras cache with
+`keras.utils.get_file`, checking its SHA-256.
+
+Example:
+
+```python
+from lambda_keras import weights
+
+entry = weights.find_checkpoint("imagenet", architecture="LambdaResNet26T")
+path = weights.download(entry["files"][0])
+```
+"""
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import urllib.error
+import urllib.parse
+from pathlib import Path
+
+import keras
+
+DEFAULT_MANIFEST = Path(__file__).resolve().parents[1] / "checkpoints" / "manifest.json"
+FORMAT_VERSION = 1
+FILE_FORMATS = ("safetensors", "pth", "keras_weights_h5")
+REQUIRED_KEYS = (
+    "name",
+    "architecture",
+    "dataset",
+    "classes",
+    "input_size",
+    "preprocessing",
+    "metrics",
+    "files",
+    "license",
+    "provenance",
+)
+REQUIRED_FILE_KEYS = ("url", "sha256", "format")
+MIN_PREFIX_LENGTH = 8
+
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
+class WeightsDownloadError(OSError):
+    """A weights file could not be fetched (network, HTTP or I/O failure)."""
+
+
+def sha256_of(path, chunk_size=1 << 20):
+    """Computes the SHA-256 of a file, reading it in chunks.
+
+    Args:
+        path: Path to the file.
+        chunk_size: Bytes read at a time.
+
+    Returns:
+        The lower-case hex digest (64 characters).
+    """
+    hasher = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(chunk_size), b""):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def load_manifest(path=None):
+    """Reads and validates a checkpoint manifest.
+
+    Args:
+        path: Path to a `manifest.json`. `None` reads the repository's
+            `checkpoints/manifest.json`, or gives an empty registry where
+            that file is not present (an installed wheel).
+
+    Returns:
+        The list of checkpoint entries (dicts), in file order.
+
+    Raises:
+        FileNotFoundError: If an explicit `path` does not exist.
+        ValueError: If the manifest is not valid JSON, has the wrong
+            `format_version`, an entry misses a required key or has a
+            malformed file record, or two entries share a name (or an
+            alias within one architecture).
+    """
+    if path is None:
+        path = DEFAULT_MANIFEST
+        if not path.is_file():
+            return []
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"The manifest {path} is not valid JSON: {e}") from e
+    if not isinstance(manifest, dict) or not isinstance(
+        manifest.get("checkpoints"), list
+    ):
+        raise ValueError(
+            f"The manifest {path} must be a JSON object with a 'checkpoints' list."
+        )
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"The manifest {path} has format_version={version!r}; this "
+            f"version of lambda_keras reads format_version={FORMAT_VERSION}."
+        )
+    entries = manifest["checkpoints"]
+    names = set()
+    aliases = set()
+    for index, entry in enumerate(entries):
+        _validate_entry(entry, index, path)
+        if entry["name"] in names:
+            raise ValueError(
+                f"Duplicate checkpoint name '{entry['name']}' in the manifest "
+                f"{path}: each name must be unique."
+            )
+        names.add(entry["name"])
+    for entry in entries:
+        alias = entry.get("alias")
+        if alias is None:
+            continue
+        if alias in names:
+            raise ValueError(
+                f"Checkpoint '{entry['name']}' in the manifest {path} has the "
+                f"alias '{alias}', which is already a checkpoint name."
+            )
+        if (entry["architecture"], alias) in aliases:
+            raise ValueError(
+                f"Duplicate alias '{alias}' for architecture "
+                f"'{entry['architecture']}' in the manifest {path} (at "
+                f"checkpoint '{entry['name']}')."
+            )
+        aliases.add((entry["architecture"], alias))
+    return entries
+
+
+def find_checkpoint(name, architecture=None, manifest=None):
+    """Finds a checkpoint entry by its full name or by an alias.
+
+    Args:
+        name: A full checkpoint name (e.g. `"lambda_resnet26t.c1_in1k"`) or,
+            when `architecture` is given, an alias of one of its checkpoints
+            (e.g. `"imagenet"`).
+        architecture: Constructor name the weights must fit (e.g.
+            `"LambdaResNet26T"`), or `None` for any architecture (then only
+            full names are resolved).
+        manifest: A list of entries as returned by `load_manifest`, a path
+            to a manifest, or `None` for the repository's manifest.
+
+    Returns:
+        The matching entry (a dict).
+
+    Raises:
+        ValueError: If no checkpoint matches; the message lists the known
+            names (and aliases) for `architecture`.
+    """
+    if manifest is None or isinstance(manifest, (str, os.PathLike)):
+        manifest = load_manifest(manifest)
+    for entry in manifest:
+        if entry["name"] != name:
+            continue
+        if architecture is not None and entry["architecture"] != architecture:
+            raise ValueError(
+                f"The pretrained weights '{name}' are for the architecture "
+                f"'{entry['architecture']}', not '{architecture}'. "
+                f"Received: weights={name!r}"
+            )
+        return entry
+    if architecture is not None:
+        for entry in manifest:
+            if entry["architecture"] == architecture and entry.get("alias") == name:
+                return entry
+    candidates = [
+        entry
+        for entry in manifest
+        if architecture is None or entry["architecture"] == architecture
+    ]
+    known = {entry["name"] for entry in candidates}
+    if architecture is not None:
+        known |= {entry["alias"] for entry in candidates if entry.get("alias")}
+    known = sorted(known)
+    scope = f" for '{architecture}'" if architecture is not None else ""
+    raise ValueError(
+        "The `weights` argument should be the name of pretrained weights "
+        f"(available{scope}: {known or 'none yet'}) or the path to a "
+        f"weights file. Received: weights={name!r}"
+    )
+
+
+def download(entry_file, cache_subdir="lambda_keras", cache_dir=None):
+    """Downloads one file of a checkpoint entry and checks its SHA-256.
+
+    With a full `sha256` the file is fetched by `keras.utils.get_file` with
+    `file_hash`, so a cached file with the right hash is returned without
+    touching the network, and a cached file with the wrong hash is fetched
+    again. With only a `sha256_prefix` the file is fetched (or taken from
+    the cache) by `get_file` and its hash prefix checked here; a cached file
+    that fails the check is fetched once more.
+
+    Args:
+        entry_file: One item of an entry's `files` list: a dict with `url`,
+            `sha256` (or `None`) and optionally `sha256_prefix` and `size`.
+        cache_subdir: Subdirectory of the cache directory for the file (or
+            an absolute directory).
+        cache_dir: Cache directory; `None` is `$KERAS_HOME` or `~/.keras`.
+
+    Returns:
+        The local path of the verified file (a str).
+
+    Raises:
+        ValueError: If the file record is malformed or the downloaded file
+            does not match its hash (the bad file is deleted from the
+            cache).
+        WeightsDownloadError: (an `OSError`) If the file could not be
+            fetched (connection refused, DNS failure, HTTP error, incomplete
+            transfer). No partial file is left in the cache.
+    """
+    _validate_file(entry_file, "download()", "the file record", required=("url",))
+    url = entry_file["url"]
+    sha256 = entry_file.get("sha256")
+    sha256 = sha256.lower() if sha256 else None
+    prefix = entry_file.get("sha256_prefix")
+    prefix = prefix.lower() if prefix else None
+    fname = _cache_fname(url, sha256 or prefix)
+    datadir = _cache_dir(cache_subdir, cache_dir)
+    target = os.path.join(datadir, fname)
+
+    def get_file():
+        return _get_file(entry_file, fname, datadir, cache_dir, target, sha256)
+
+    if sha256 is not None:
+        return get_file()
+    was_cached = os.path.exists(target)
+    path = get_file()
+    actual = sha256_of(path)
+    if not actual.startswith(prefix) and was_cached:
+        # A stale or corrupted cached copy: fetch it again, once.
+        _remove(path)
+        path = get_file()
+        actual = sha256_of(path)
+    if not actual.startswith(prefix):
+        _raise_hash_mismatch(url, f"a hash starting with {prefix}", path, entry_file)
+    return path
+
+
+def _get_file(entry_file, fname, datadir, cache_dir, target, sha256):
+    url = entry_file["url"]
+    try:
+        return keras.utils.get_file(
+            fname,
+            origin=url,
+            file_hash=sha256,
+            hash_algorithm="sha256",
+            cache_subdir=datadir,
+            cache_dir=cache_dir,
+        )
+    except ValueError:
+        # get_file raises a ValueError, leaving the file in place, when the
+        # downloaded file does not match `file_hash`.
+        if sha256 is not None and os.path.exists(target):
+            _raise_hash_mismatch(url, sha256, target, entry_file)
+        raise
+    except Exception as e:
+        # get_file wraps urllib errors in a bare Exception and removes the
+        # partial file; remove anything left over all the same.
+        _remove(target)
+        reason = _failure_reason(e)
+        expected = f" (sha256 {sha256})" if sha256 else ""
+        raise WeightsDownloadError(
+            f"Could not download pretrained weights from {url}: {reason}. "
+            "Check the network connection and the URL, or download the "
+            f"file{expected} by other means and pass its local path instead: "
+            f"weights='/path/to/{_url_basename(url)}'."
+        ) from e
+
+
+def _raise_hash_mismatch(url, expected, path, entry_file):
+    actual = sha256_of(path)
+    size = os.path.getsize(path)
+    expected_size = entry_file.get("size")
+    sizes = f"{size} bytes"
+    if expected_size is not None:
+        sizes += f", expected {expected_size} bytes"
+    _remove(path)
+    raise ValueError(
+        f"The file downloaded from {url} does not match its sha256 hash: "
+        f"expected {expected}, got {actual} ({sizes}). It is truncated or "
+        "corrupted, or the file at the URL has changed; it was deleted from "
+        f"the cache ({path}). Retry, or download the file by other means, "
+        "check its hash and pass its local path instead: "
+        "weights='/path/to/file'."
+    )
+
+
+def _failure_reason(error):
+    cause = error.__cause__ or error.__context__
+    if isinstance(cause, urllib.error.HTTPError):
+        return f"HTTP error {cause.code} ({cause.reason})"
+    if isinstance(cause, urllib.error.ContentTooShortError):
+        return f"incomplete download ({cause.reason})"
+    if isinstance(cause, urllib.error.URLError):
+        return str(cause.reason)
+    return str(error) or type(error).__name__
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _url_basename(url):
+    return os.path.basename(urllib.parse.urlsplit(url).path) or "weights"
+
+
+def _cache_fname(url, file_hash):
+    """`<stem>-<8 hash digits><suffix>`: files named alike do not clash."""
+    stem, suffix = os.path.splitext(_url_basename(url))
+    return f"{stem}-{file_hash[:MIN_PREFIX_LENGTH]}{suffix}"
+
+
+def _cache_dir(cache_subdir, cache_dir):
+    """The directory get_file stores into, resolved the way get_file does.
+
+    It is passed back to get_file as an absolute `cache_subdir`, so that the
+    path of the cached file is known here even when a download fails.
+    """
+    if cache_dir is None:
+        cache_dir = os.environ.get("KERAS_HOME") or os.path.join(
+            os.path.expanduser("~"), ".keras"
+        )
+    base = os.path.expanduser(cache_dir)
+    try:
+        os.makedirs(base, exist_ok=True)
+    except OSError:
+        pass  # Not writable: fall back to /tmp/.keras below, as get_file does.
+    if not os.access(base, os.W_OK):
+        base = os.path.join(
+            "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir(), ".keras"
+        )
+    datadir = os.path.join(base, cache_subdir)
+    os.makedirs(datadir, exist_ok=True)
+    return datadir
+
+
+def _validate_entry(entry, index, path):
+    if not isinstance(entry, dict):
+        raise ValueError(
+            f"Checkpoint entry #{index} in the manifest {path} must be a JSON "
+            f"object. Received: {entry!r}"
+        )
+    label = f"'{entry['name']}'" if "name" in entry else f"#{index}"
+    for key in REQUIRED_KEYS:
+        if key not in entry:
+            raise ValueError(
+                f"Checkpoint entry {label} in the manifest {path} is missing "
+                f"the required key '{key}'."
+            )
+    files = entry["files"]
+    if not isinstance(files, list) or not files:
+        raise ValueError(
+            f"Checkpoint entry {label} in the manifest {path}: 'files' must be "
+            f"a non-empty list. Received: files={files!r}"
+        )
+    for file_index, entry_file in enumerate(files):
+        _validate_file(
+            entry_file,
+            f"checkpoint entry {label} in the manifest {path}",
+            f"files[{file_index}]",
+        )
+
+
+def _validate_file(entry_file, where, label, required=REQUIRED_FILE_KEYS):
+    def fail(problem):
+        raise ValueError(f"In {where}, {label} {problem}. Received: {entry_file!r}")
+
+    if not isinstance(entry_file, dict):
+        fail("must be a JSON object")
+    for key in required:
+        if key not in entry_file:
+            fail(f"is missing the required key '{key}'")
+    if not isinstance(entry_file["url"], str) or not entry_file["url"]:
+        fail("must have a non-empty string 'url'")
+    if "format" in entry_file and entry_file["format"] not in FILE_FORMATS:
+        fail(f"has an unknown 'format' (known: {list(FILE_FORMATS)})")
+    sha256 = entry_file.get("sha256")
+    prefix = entry_file.get("sha256_prefix")
+    if sha256 is not None and not (
+        isinstance(sha256, str) and _SHA256.fullmatch(sha256)
+    ):
+        fail("has a 'sha256' that is not 64 hex digits (use null if unknown)")
+    if prefix is not None and not (
+        isinstance(prefix, str)
+        and MIN_PREFIX_LENGTH <= len(prefix) <= 64
+        and _HEX.fullmatch(prefix)
+    ):
+        fail(f"has a 'sha256_prefix' that is not {MIN_PREFIX_LENGTH} to 64 hex digits")
+    if sha256 is None and prefix is None:
+        fail("has neither 'sha256' nor 'sha256_prefix'; every file needs a hash")
+    if sha256 is not None and prefix is not None:
+        if not sha256.lower().startswith(prefix.lower()):
+            fail("has a 'sha256_prefix' that disagrees with its 'sha256'")
