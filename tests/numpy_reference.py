@@ -36,7 +36,13 @@ def normalize(keys, normalization):
 
 
 def lambda_outputs(
-    queries, keys, values, embeddings=None, mask=None, normalization=None
+    queries,
+    keys,
+    values,
+    embeddings=None,
+    mask=None,
+    normalization=None,
+    position_bias=None,
 ):
     """y[b, n, h] = (lambda^c_n + lambda^p_n) q[b, n, h].
 
@@ -49,6 +55,7 @@ def lambda_outputs(
         embeddings: (n, m, k, u) or None (no position lambdas).
         mask: (n, m) of 0/1 or None (every position visible).
         normalization: None, "softmax", "l2" or "none".
+        position_bias: optional (k,) bias added to every position lambda.
 
     Returns:
         (b, n, h, v) float64.
@@ -72,6 +79,8 @@ def lambda_outputs(
                 for m in visible:
                     # mu^p_nm = E_nm V_m^T
                     lam += np.float64(embeddings[n, m]) @ values[b, m].T
+            if position_bias is not None:
+                lam += np.float64(position_bias)[:, None]
             for h in range(heads):
                 outputs[b, n, h] = lam.T @ queries[b, n, h]
     return outputs
@@ -123,5 +132,8 @@ def lambda_layer(layer, inputs, context_mask=None, table=None):
         embeddings,
         mask,
         normalization=layer.key_normalization,
+        position_bias=(
+            layer.position_bias.numpy() if layer.use_position_bias else None
+        ),
     )
     return outputs.reshape(inputs.shape[:-1] + (heads * dim_v,))

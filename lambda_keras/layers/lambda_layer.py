@@ -75,10 +75,16 @@ class LambdaLayer(keras.layers.Layer):
             normalisation in training mode pools statistics over all
             positions; set `use_batch_norm=False` for strictly causal
             training.
-        strides: 1, or 2 to downsample with a 3x3 (3 for sequences) average
-            pool of stride 2 after the layer (Appendix D).
+        strides: 1, or 2 to downsample with an average pool of stride 2
+            after the layer (Appendix D; see `pool_size`).
         use_batch_norm: batch normalisation after the query and value
             projections (Table 10).
+        batch_norm_epsilon: epsilon of those batch normalisations (PyTorch
+            ports such as timm use 1e-5).
+        pool_size: size of the average pool used with `strides=2` (3 in the
+            paper; timm uses 2).
+        use_position_bias: add a learned bias b_k to every position lambda,
+            as the bias of timm's lambda convolution does.
         kernel_initializer: initializer of the q/k/v projection.
         embeddings_initializer: initializer of the relative position
             embeddings; defaults to the unit normal (Appendix D).
@@ -124,6 +130,9 @@ class LambdaLayer(keras.layers.Layer):
         causal=False,
         strides=1,
         use_batch_norm=True,
+        batch_norm_epsilon=1e-3,
+        pool_size=3,
+        use_position_bias=False,
         kernel_initializer="glorot_uniform",
         embeddings_initializer=None,
         **kwargs,
@@ -170,6 +179,22 @@ class LambdaLayer(keras.layers.Layer):
             raise ValueError(f"`strides` must be 1 or 2. Received: strides={strides!r}")
         self.strides = strides
         self.use_batch_norm = bool(use_batch_norm)
+        if isinstance(batch_norm_epsilon, bool) or not (
+            isinstance(batch_norm_epsilon, (int, float)) and batch_norm_epsilon > 0
+        ):
+            raise ValueError(
+                "`batch_norm_epsilon` must be a positive number. Received: "
+                f"batch_norm_epsilon={batch_norm_epsilon!r}"
+            )
+        self.batch_norm_epsilon = float(batch_norm_epsilon)
+        self.pool_size = positive_int("pool_size", pool_size)
+        if use_position_bias and not use_position:
+            raise ValueError(
+                "`use_position_bias` adds a bias to the position lambdas and "
+                "needs `use_position=True`. Received: use_position_bias=True, "
+                "use_position=False"
+            )
+        self.use_position_bias = bool(use_position_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.embeddings_initializer = keras.initializers.get(
             embeddings_initializer
@@ -207,11 +232,15 @@ class LambdaLayer(keras.layers.Layer):
         self.qkv_projection.build(inputs_shape)
         if self.use_batch_norm:
             self.query_norm = keras.layers.BatchNormalization(
-                dtype=self.dtype_policy, name="query_norm"
+                epsilon=self.batch_norm_epsilon,
+                dtype=self.dtype_policy,
+                name="query_norm",
             )
             self.query_norm.build(inputs_shape[:-1] + (query_channels,))
             self.value_norm = keras.layers.BatchNormalization(
-                dtype=self.dtype_policy, name="value_norm"
+                epsilon=self.batch_norm_epsilon,
+                dtype=self.dtype_policy,
+                name="value_norm",
             )
             self.value_norm.build(inputs_shape[:-1] + (self.dim_v * self.dim_u,))
         self.position_embedding = None
@@ -229,6 +258,10 @@ class LambdaLayer(keras.layers.Layer):
             self._check_table(tuple(self.position_embedding.table.shape), spatial_shape)
         elif position_embeddings_shape is not None:
             self._check_table(tuple(position_embeddings_shape), spatial_shape)
+        if self.use_position_bias:
+            self.position_bias = self.add_weight(
+                name="position_bias", shape=(self.dim_k,), initializer="zeros"
+            )
 
         positions = math.prod(spatial_shape) if None not in spatial_shape else None
         self.use_convolution = self.implementation == "conv" or (
@@ -248,7 +281,10 @@ class LambdaLayer(keras.layers.Layer):
                 else keras.layers.AveragePooling2D
             )
             self.downsample = pooling(
-                pool_size=3, strides=2, padding="same", dtype=self.dtype_policy
+                pool_size=self.pool_size,
+                strides=2,
+                padding="same",
+                dtype=self.dtype_policy,
             )
 
     def call(self, inputs, training=None, context_mask=None, position_embeddings=None):
@@ -309,6 +345,10 @@ class LambdaLayer(keras.layers.Layer):
             positional = apply_lambda(queries, lambda_convolution(grid, table))
             outputs = positional if outputs is None else outputs + positional
 
+        if self.use_position_bias:
+            # A bias b_k on every position lambda adds (q . b) to each value.
+            bias = ops.cast(self.position_bias, "float32")
+            outputs = outputs + ops.einsum("bnhk,k->bnh", queries, bias)[..., None]
         outputs = ops.reshape(
             ops.cast(outputs, self.compute_dtype),
             (batch,) + spatial_shape + (self.output_channels,),
@@ -414,6 +454,9 @@ class LambdaLayer(keras.layers.Layer):
                 "causal": self.causal,
                 "strides": self.strides,
                 "use_batch_norm": self.use_batch_norm,
+                "batch_norm_epsilon": self.batch_norm_epsilon,
+                "pool_size": self.pool_size,
+                "use_position_bias": self.use_position_bias,
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),

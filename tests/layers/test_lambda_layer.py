@@ -32,6 +32,8 @@ def built_layer(inputs, **kwargs):
             norm.beta.assign(0.3 * random(size))
             norm.moving_mean.assign(0.3 * random(size))
             norm.moving_variance.assign(1.0 + RNG.random(size).astype("float32"))
+    if layer.use_position_bias:
+        layer.position_bias.assign(random(layer.dim_k))
     return layer
 
 
@@ -76,6 +78,18 @@ CASES = {
         dict(use_content=False, scope=3, dim_k=4, implementation="conv"),
     ),
     "no-batch-norm": ((2, 9, 8), dict(scope=None, dim_k=4, use_batch_norm=False)),
+    "timm-style-conv": (
+        (2, 6, 5, 16),
+        dict(scope=3, dim_k=4, use_position_bias=True, batch_norm_epsilon=1e-5),
+    ),
+    "timm-style-einsum": (
+        (2, 6, 5, 16),
+        dict(scope=3, dim_k=4, use_position_bias=True, implementation="einsum"),
+    ),
+    "timm-style-global": (
+        (2, 5, 6, 16),
+        dict(scope=None, dim_k=4, use_position_bias=True, batch_norm_epsilon=1e-5),
+    ),
 }
 
 
@@ -253,6 +267,18 @@ def test_runs_on_unknown_spatial_size():
         )
 
 
+def test_pool_size_two_downsamples_like_timm():
+    inputs = random(2, 8, 8, 8)
+    strided = built_layer(inputs, scope=3, dim_k=4, strides=2, pool_size=2)
+    plain = LambdaLayer(scope=3, dim_k=4)
+    plain.build(inputs.shape)
+    plain.set_weights(strided.get_weights())
+    full = run(plain, inputs)
+    expected = full.reshape(2, 4, 2, 4, 2, 8).mean(axis=(2, 4))
+
+    np.testing.assert_allclose(run(strided, inputs), expected, **TOLERANCE)
+
+
 def test_strides_average_pool_the_output():
     inputs = random(2, 7, 7, 8)
     strided = built_layer(inputs, scope=3, dim_k=4, strides=2)
@@ -300,7 +326,12 @@ def small_model(**kwargs):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [dict(scope=None), dict(scope=3, implementation="conv", dim_u=2)]
+    "kwargs",
+    [
+        dict(scope=None),
+        dict(scope=3, implementation="conv", dim_u=2),
+        dict(scope=3, use_position_bias=True),
+    ],
 )
 def test_gradients_reach_every_weight_and_training_reduces_loss(kwargs):
     model = small_model(**kwargs)
@@ -386,6 +417,12 @@ def test_mixed_precision_stays_finite_on_large_inputs(policy, kwargs):
         (dict(strides=3), "strides=3"),
         (dict(causal="yes"), "causal='yes'"),
         (dict(max_size=0), "max_size=0"),
+        (dict(batch_norm_epsilon=0), "batch_norm_epsilon=0"),
+        (dict(pool_size=0), "pool_size=0"),
+        (
+            dict(use_position_bias=True, use_position=False),
+            "use_position_bias=True, use_position=False",
+        ),
     ],
 )
 def test_constructor_errors_name_the_argument(kwargs, message):
