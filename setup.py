@@ -34,6 +34,9 @@ setup(
             "torch==2.13.0",
             # Independent writer of .safetensors files for the converter tests.
             "safetensors",
+            # timm's own dependencies (timm itself: tests/requirements-timm.txt).
+            "huggingface_hub",
+            "pyyaml",
         ],
     },
     entry_points={"console_scripts": ["lambda-keras=lambda_keras.__main__:main"]},

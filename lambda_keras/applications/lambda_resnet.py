@@ -40,13 +40,49 @@ from keras.src.utils import file_utils
 from lambda_keras.applications.imagenet import IMAGENET_MEAN
 from lambda_keras.applications.imagenet import IMAGENET_STD
 from lambda_keras.layers import LambdaLayer
+from lambda_keras.layers import PaddedMaxPooling2D
 from lambda_keras.layers import RelativePositionEmbedding
 from lambda_keras.layers import StochasticDepth
 
-ARCHITECTURES = ("hybrid", "vanilla")
 STAGE_WIDTHS = (64, 128, 256, 512)
 BOTTLENECK_EXPANSION = 4
-BN_EPSILON = 1.001e-5
+
+# What distinguishes the architectures the builder makes: the stem, the
+# shortcut of strided blocks, SE, the classifier's dropout, batch-norm
+# epsilon, whether strided 3x3 convolutions pad symmetrically (PyTorch) or
+# as TensorFlow's "same" does, and the lambda layers' extra options.
+ARCHITECTURES = {
+    "hybrid": dict(
+        stem="resnet_d",
+        avg_pool_shortcut=True,
+        squeeze_excite=True,
+        dropout_rate=0.3,
+        bn_epsilon=1.001e-5,
+        symmetric_padding=False,
+        lambda_options={},
+    ),
+    "vanilla": dict(
+        stem="resnet_v1",
+        avg_pool_shortcut=False,
+        squeeze_excite=False,
+        dropout_rate=0.0,
+        bn_epsilon=1.001e-5,
+        symmetric_padding=False,
+        lambda_options={},
+    ),
+    # timm's ByobNet LambdaResNets (lambda_resnet26t, ...): 'tiered' stem,
+    # strided 1x1 shortcuts, PyTorch padding and epsilon, 2x2 average pool
+    # after strided lambda layers, bias on the lambda convolution.
+    "timm": dict(
+        stem="tiered",
+        avg_pool_shortcut=False,
+        squeeze_excite=False,
+        dropout_rate=0.0,
+        bn_epsilon=1e-5,
+        symmetric_padding=True,
+        lambda_options=dict(batch_norm_epsilon=1e-5, pool_size=2),
+    ),
+}
 
 # Blocks per stage (c2, c3, c4, c5), lambda layers in c4 of the hybrid
 # models (Appendix D) and default image size of each paper model.
@@ -82,6 +118,7 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
     *,
     architecture="hybrid",
     placement=None,
+    activation="relu",
     dim_k=16,
     heads=4,
     dim_u=1,
@@ -115,12 +152,16 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
             inputs in 0-255 to ImageNet mean/std units (as
             `preprocess_input` does).
         name: model name.
-        architecture: "hybrid" (paper's LambdaResNets) or "vanilla"
-            (ResNet-v1 bottlenecks, the controlled experiments).
+        architecture: "hybrid" (paper's LambdaResNets), "vanilla"
+            (ResNet-v1 bottlenecks, the controlled experiments) or "timm"
+            (the layout of timm's LambdaResNets, for its weights).
         placement: per stage (c2, c3, c4, c5), "C" for convolutions, "L" for
-            lambda layers in every block, or a number of lambda layers
-            spaced uniformly over the stage (ending at its last block).
-            A string "C,C,L,L" or a sequence. Defaults to ("C", "C", 1, "L").
+            lambda layers in every block, a number of lambda layers spaced
+            uniformly over the stage (ending at its last block), or a tuple
+            of the indices of the blocks with a lambda layer. A string
+            "C,C,L,L" or a sequence. Defaults to ("C", "C", 1, "L").
+        activation: activation of the blocks and stem ("relu"; timm's
+            50TS uses "silu").
         dim_k: query/key depth |k| of the lambda layers (Table 11).
         heads: number of queries |h| (Table 11).
         dim_u: intra-depth |u| (Tables 3, 11).
@@ -135,7 +176,7 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
             block's output channels, in the hybrid architecture's stages
             without lambda layers (paper: 1/4); 0 or None to disable.
         dropout_rate: dropout before the classifier; defaults to 0.3 for the
-            hybrid architecture and 0 for the vanilla one.
+            hybrid architecture and 0 for the others.
         stochastic_depth_rate: drop probability of the last block's residual
             branch, increasing linearly from 0 over the blocks.
         default_size: default input height and width.
@@ -145,9 +186,10 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
     """
     if architecture not in ARCHITECTURES:
         raise ValueError(
-            f"`architecture` must be one of {ARCHITECTURES}. "
+            f"`architecture` must be one of {tuple(ARCHITECTURES)}. "
             f"Received: architecture={architecture!r}"
         )
+    spec = ARCHITECTURES[architecture]
     depths = _validate_depths(depths)
     lambda_blocks = _lambda_blocks(placement, depths)
     _check_weights(weights, name, include_top, classes)
@@ -170,9 +212,9 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
         image_input = layers.Input(tensor=input_tensor, shape=input_shape)
     else:
         image_input = input_tensor
-    hybrid = architecture == "hybrid"
     if dropout_rate is None:
-        dropout_rate = 0.3 if hybrid else 0.0
+        dropout_rate = spec["dropout_rate"]
+    blocks = _BlockFactory(spec, activation)
 
     x = image_input
     if include_preprocessing:
@@ -182,7 +224,7 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
             variance=[std**2 for std in IMAGENET_STD],
             name="normalization",
         )(x)
-    x = _stem(x, hybrid)
+    x = blocks.stem(x)
 
     lambda_options = dict(
         dim_k=dim_k,
@@ -192,11 +234,14 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
         use_content=use_content,
         use_position=use_position,
         implementation=implementation,
+        **spec["lambda_options"],
     )
+    if architecture == "timm":
+        lambda_options["use_position_bias"] = scope is not None and use_position
     shared_table = None
     total_blocks, block_index = sum(depths), 0
-    for stage, (width, blocks) in enumerate(zip(STAGE_WIDTHS, depths)):
-        for block in range(blocks):
+    for stage, (width, stage_depth) in enumerate(zip(STAGE_WIDTHS, depths)):
+        for block in range(stage_depth):
             use_lambda = block in lambda_blocks[stage]
             if use_lambda and shared_embeddings and shared_table is None:
                 # A global table must cover the first (largest) lambda input.
@@ -208,15 +253,14 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
                     max_size=spatial if scope is None and None not in spatial else None,
                     name="shared_position_embedding",
                 )(x)
-            x = _bottleneck(
+            squeeze_excite = spec["squeeze_excite"] and not lambda_blocks[stage]
+            x = blocks.bottleneck(
                 x,
                 width=width,
                 stride=2 if block == 0 and stage > 0 else 1,
-                use_lambda=use_lambda,
-                lambda_options=lambda_options,
+                lambda_options=lambda_options if use_lambda else None,
                 shared_table=shared_table,
-                resnet_d=hybrid,
-                se_ratio=se_ratio if hybrid and not lambda_blocks[stage] else None,
+                se_ratio=se_ratio if squeeze_excite else None,
                 drop_rate=stochastic_depth_rate * block_index / total_blocks,
                 name=f"c{stage + 2}_block{block + 1}",
             )
@@ -249,105 +293,112 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
     return model
 
 
-def _stem(x, hybrid):
-    """ResNet-v1 stem (7x7 conv, max-pool) or the hybrid ResNet-D stem."""
-    if not hybrid:
-        x = layers.ZeroPadding2D(3, name="stem_pad")(x)
-        x = layers.Conv2D(64, 7, strides=2, use_bias=False, name="stem_conv")(x)
-        x = _batch_norm(x, "stem_bn")
-        x = layers.Activation("relu", name="stem_relu")(x)
-        x = layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
-        return layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
-    # ResNet-D: three 3x3 convolutions; the max-pool becomes a strided conv.
-    for index, (filters, stride) in enumerate(((32, 2), (32, 1), (64, 1), (64, 2))):
-        x = layers.Conv2D(
-            filters,
-            3,
-            strides=stride,
-            padding="same",
-            use_bias=False,
-            name=f"stem_conv{index + 1}",
-        )(x)
-        x = _batch_norm(x, f"stem_bn{index + 1}")
-        x = layers.Activation("relu", name=f"stem_relu{index + 1}")(x)
-    return x
+class _BlockFactory:
+    """Builds the stem and bottlenecks of one architecture (see ARCHITECTURES)."""
 
+    def __init__(self, spec, activation):
+        self.spec = spec
+        self.activation = activation
 
-def _bottleneck(
-    x,
-    width,
-    stride,
-    use_lambda,
-    lambda_options,
-    shared_table,
-    resnet_d,
-    se_ratio,
-    drop_rate,
-    name,
-):
-    """Bottleneck residual block with a 3x3 convolution or a lambda layer."""
-    channels = width * BOTTLENECK_EXPANSION
-    shortcut = x
-    if stride != 1 or x.shape[-1] != channels:
-        if resnet_d and stride != 1:
-            shortcut = layers.AveragePooling2D(
-                2, strides=stride, padding="same", name=f"{name}_shortcut_pool"
-            )(shortcut)
-        shortcut = layers.Conv2D(
-            channels,
-            1,
-            strides=1 if resnet_d else stride,
-            use_bias=False,
-            name=f"{name}_shortcut_conv",
-        )(shortcut)
-        shortcut = _batch_norm(shortcut, f"{name}_shortcut_bn")
-
-    y = layers.Conv2D(width, 1, use_bias=False, name=f"{name}_conv1")(x)
-    y = _batch_norm(y, f"{name}_bn1")
-    y = layers.Activation("relu", name=f"{name}_relu1")(y)
-    if use_lambda:
-        lambda_layer = LambdaLayer(
-            filters=width, strides=stride, name=f"{name}_lambda", **lambda_options
-        )
-        if shared_table is None:
-            y = lambda_layer(y)
+    def stem(self, x):
+        """ResNet-v1 (7x7), ResNet-D (four 3x3) or timm's tiered stem."""
+        if self.spec["stem"] == "resnet_v1":
+            x = layers.ZeroPadding2D(3, name="stem_pad")(x)
+            x = layers.Conv2D(64, 7, strides=2, use_bias=False, name="stem_conv")(x)
+            x = self.batch_norm_act(x, "stem_bn", "stem_act")
+            return PaddedMaxPooling2D(3, strides=2, padding=1, name="stem_pool")(x)
+        if self.spec["stem"] == "resnet_d":
+            # ResNet-D's three 3x3 convolutions; the max-pool becomes a
+            # strided convolution (Appendix D).
+            convolutions = ((32, 2), (32, 1), (64, 1), (64, 2))
         else:
-            y = lambda_layer(y, position_embeddings=shared_table)
-    else:
-        y = layers.Conv2D(
-            width,
-            3,
+            convolutions = ((24, 2), (32, 1), (64, 1))
+        for index, (filters, stride) in enumerate(convolutions):
+            x = self.conv(x, filters, 3, stride, f"stem_conv{index + 1}")
+            x = self.batch_norm_act(x, f"stem_bn{index + 1}", f"stem_act{index + 1}")
+        if self.spec["stem"] == "tiered":
+            x = PaddedMaxPooling2D(3, strides=2, padding=1, name="stem_pool")(x)
+        return x
+
+    def bottleneck(
+        self, x, width, stride, lambda_options, shared_table, se_ratio, drop_rate, name
+    ):
+        """Bottleneck block with a 3x3 convolution or, given
+        `lambda_options`, a lambda layer."""
+        channels = width * BOTTLENECK_EXPANSION
+        shortcut = x
+        if stride != 1 or x.shape[-1] != channels:
+            avg_pool = self.spec["avg_pool_shortcut"] and stride != 1
+            if avg_pool:
+                shortcut = layers.AveragePooling2D(
+                    2, strides=stride, padding="same", name=f"{name}_shortcut_pool"
+                )(shortcut)
+            shortcut = layers.Conv2D(
+                channels,
+                1,
+                strides=1 if avg_pool else stride,
+                use_bias=False,
+                name=f"{name}_shortcut_conv",
+            )(shortcut)
+            shortcut = self.batch_norm(shortcut, f"{name}_shortcut_bn")
+
+        y = layers.Conv2D(width, 1, use_bias=False, name=f"{name}_conv1")(x)
+        y = self.batch_norm_act(y, f"{name}_bn1", f"{name}_act1")
+        if lambda_options is not None:
+            lambda_layer = LambdaLayer(
+                filters=width, strides=stride, name=f"{name}_lambda", **lambda_options
+            )
+            if shared_table is None:
+                y = lambda_layer(y)
+            else:
+                y = lambda_layer(y, position_embeddings=shared_table)
+        else:
+            y = self.conv(y, width, 3, stride, f"{name}_conv2")
+        y = self.batch_norm_act(y, f"{name}_bn2", f"{name}_act2")
+        y = layers.Conv2D(channels, 1, use_bias=False, name=f"{name}_conv3")(y)
+        y = self.batch_norm(y, f"{name}_bn3", gamma_initializer="zeros")
+        if se_ratio:
+            y = self.squeeze_excite(y, se_ratio, f"{name}_se")
+        if drop_rate:
+            y = StochasticDepth(drop_rate, name=f"{name}_drop")(y)
+        y = layers.Add(name=f"{name}_add")([shortcut, y])
+        return layers.Activation(self.activation, name=f"{name}_out")(y)
+
+    def conv(self, x, filters, kernel_size, stride, name):
+        """A bias-free convolution; strided ones pad as the architecture does."""
+        if stride > 1 and self.spec["symmetric_padding"]:
+            x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
+            padding = "valid"
+        else:
+            padding = "same"
+        return layers.Conv2D(
+            filters,
+            kernel_size,
             strides=stride,
-            padding="same",
+            padding=padding,
             use_bias=False,
-            name=f"{name}_conv2",
-        )(y)
-    y = _batch_norm(y, f"{name}_bn2")
-    y = layers.Activation("relu", name=f"{name}_relu2")(y)
-    y = layers.Conv2D(channels, 1, use_bias=False, name=f"{name}_conv3")(y)
-    y = _batch_norm(y, f"{name}_bn3", gamma_initializer="zeros")
-    if se_ratio:
-        y = _squeeze_excite(y, se_ratio, f"{name}_se")
-    if drop_rate:
-        y = StochasticDepth(drop_rate, name=f"{name}_drop")(y)
-    y = layers.Add(name=f"{name}_add")([shortcut, y])
-    return layers.Activation("relu", name=f"{name}_out")(y)
+            name=name,
+        )(x)
 
+    def squeeze_excite(self, x, ratio, name):
+        channels = x.shape[-1]
+        s = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_squeeze")(x)
+        s = layers.Conv2D(
+            max(1, int(channels * ratio)), 1, activation="relu", name=f"{name}_reduce"
+        )(s)
+        s = layers.Conv2D(channels, 1, activation="sigmoid", name=f"{name}_expand")(s)
+        return layers.Multiply(name=f"{name}_excite")([x, s])
 
-def _squeeze_excite(x, ratio, name):
-    channels = x.shape[-1]
-    s = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_squeeze")(x)
-    s = layers.Conv2D(
-        max(1, int(channels * ratio)), 1, activation="relu", name=f"{name}_reduce"
-    )(s)
-    s = layers.Conv2D(channels, 1, activation="sigmoid", name=f"{name}_expand")(s)
-    return layers.Multiply(name=f"{name}_excite")([x, s])
+    def batch_norm(self, x, name, gamma_initializer="ones"):
+        return layers.BatchNormalization(
+            epsilon=self.spec["bn_epsilon"],
+            gamma_initializer=gamma_initializer,
+            name=name,
+        )(x)
 
-
-def _batch_norm(x, name, gamma_initializer="ones"):
-    return layers.BatchNormalization(
-        epsilon=BN_EPSILON, gamma_initializer=gamma_initializer, name=name
-    )(x)
+    def batch_norm_act(self, x, name, activation_name):
+        x = self.batch_norm(x, name)
+        return layers.Activation(self.activation, name=activation_name)(x)
 
 
 def _validate_depths(depths):
@@ -374,6 +425,16 @@ def _lambda_blocks(placement, depths):
     entries = list(placement) if isinstance(placement, (list, tuple)) else []
     blocks = []
     for entry, depth in zip(entries, depths):
+        if isinstance(entry, (list, tuple)):
+            indices = set(entry)
+            if not all(
+                isinstance(i, int) and not isinstance(i, bool) and 0 <= i < depth
+                for i in indices
+            ):
+                blocks = None
+                break
+            blocks.append(indices)
+            continue
         if isinstance(entry, str) and entry.upper() in ("C", "L"):
             count = depth if entry.upper() == "L" else 0
         elif isinstance(entry, str) and entry.isdigit():
@@ -390,9 +451,10 @@ def _lambda_blocks(placement, depths):
     if blocks is None or len(entries) != 4:
         raise ValueError(
             "`placement` must give, for each of the 4 stages, 'C' "
-            "(convolutions), 'L' (lambda layers) or the number of lambda "
+            "(convolutions), 'L' (lambda layers), the number of lambda "
             "layers (0 to the stage's blocks, here "
-            f"{depths}), e.g. 'C,C,L,L' or ('C', 'C', 3, 'L'). "
+            f"{depths}) or a tuple of block indices, e.g. 'C,C,L,L' or "
+            "('C', 'C', 3, (0, 2)). "
             f"Received: placement={original!r}"
         )
     return blocks

@@ -301,16 +301,17 @@ class LambdaLayer(keras.layers.Layer):
         if self.use_batch_norm:
             queries = self.query_norm(queries, training=training)
             values = self.value_norm(values, training=training)
-        # Key normalisation and lambda accumulation run in float32, also
-        # under mixed_float16 / mixed_bfloat16 policies.
+        # Key normalisation and lambda accumulation run in float32 (or
+        # wider), also under mixed_float16 / mixed_bfloat16 policies.
+        dtype = self._accumulation_dtype
         queries = ops.reshape(
-            ops.cast(queries, "float32"), (batch, positions, self.heads, self.dim_k)
+            ops.cast(queries, dtype), (batch, positions, self.heads, self.dim_k)
         )
         keys = ops.reshape(
-            ops.cast(keys, "float32"), (batch, positions, self.dim_k, self.dim_u)
+            ops.cast(keys, dtype), (batch, positions, self.dim_k, self.dim_u)
         )
         values = ops.reshape(
-            ops.cast(values, "float32"), (batch, positions, self.dim_v, self.dim_u)
+            ops.cast(values, dtype), (batch, positions, self.dim_v, self.dim_u)
         )
 
         mask = self._mask(positions, context_mask)
@@ -338,7 +339,7 @@ class LambdaLayer(keras.layers.Layer):
         if self.use_position and use_convolution:
             if self.causal:
                 kernel_mask = causal_kernel_mask(self.scope, self.spatial_rank)
-                table = table * ops.convert_to_tensor(kernel_mask)[..., None, None]
+                table = table * ops.cast(kernel_mask, table.dtype)[..., None, None]
             grid = ops.reshape(
                 values, (batch,) + spatial_shape + (self.dim_v, self.dim_u)
             )
@@ -347,7 +348,7 @@ class LambdaLayer(keras.layers.Layer):
 
         if self.use_position_bias:
             # A bias b_k on every position lambda adds (q . b) to each value.
-            bias = ops.cast(self.position_bias, "float32")
+            bias = ops.cast(self.position_bias, dtype)
             outputs = outputs + ops.einsum("bnhk,k->bnh", queries, bias)[..., None]
         outputs = ops.reshape(
             ops.cast(outputs, self.compute_dtype),
@@ -356,6 +357,13 @@ class LambdaLayer(keras.layers.Layer):
         if self.strides == 2:
             outputs = self.downsample(outputs)
         return outputs
+
+    @property
+    def _accumulation_dtype(self):
+        """float32 for 16-bit compute dtypes, else the compute dtype."""
+        if self.compute_dtype in ("float16", "bfloat16"):
+            return "float32"
+        return self.compute_dtype
 
     def _mask(self, positions, context_mask):
         """The (n, m) visibility mask, or None for an unmasked context."""
@@ -376,7 +384,7 @@ class LambdaLayer(keras.layers.Layer):
         return context_mask if mask is None else mask * context_mask
 
     def _table(self, inputs, position_embeddings, spatial_shape):
-        """The float32 relative position table used by this call."""
+        """The relative position table used by this call."""
         if position_embeddings is None:
             if self.position_embedding is None:
                 raise ValueError(
@@ -395,7 +403,7 @@ class LambdaLayer(keras.layers.Layer):
                 )
             table = position_embeddings
         self._check_table(tuple(table.shape), spatial_shape)
-        return ops.cast(table, "float32")
+        return ops.cast(table, self._accumulation_dtype)
 
     def _check_table(self, table_shape, spatial_shape):
         expected_depths = (self.dim_k, self.dim_u)
