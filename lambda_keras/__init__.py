@@ -4,7 +4,10 @@ from lambda_keras import applications
 from lambda_keras import layers
 from lambda_keras import ops
 from lambda_keras.applications import LambdaResNet
+from lambda_keras.applications import LambdaResNet26RPT256
+from lambda_keras.applications import LambdaResNet26T
 from lambda_keras.applications import LambdaResNet50
+from lambda_keras.applications import LambdaResNet50TS
 from lambda_keras.applications import LambdaResNet101
 from lambda_keras.applications import LambdaResNet152
 from lambda_keras.applications import LambdaResNet200
@@ -26,6 +29,9 @@ __all__ = [
     "LambdaResNet270",
     "LambdaResNet350",
     "LambdaResNet420",
+    "LambdaResNet26T",
+    "LambdaResNet50TS",
+    "LambdaResNet26RPT256",
     "RelativePositionEmbedding",
     "applications",
     "layers",

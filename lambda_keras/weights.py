@@ -26,6 +26,14 @@ import urllib.parse
 from pathlib import Path
 
 import keras
+import numpy as np
+
+# keras.applications' own check of weights paths (local and gs://), kept out
+# of Keras' public namespace.
+from keras.src.utils import file_utils
+
+from lambda_keras.convert import read_checkpoint
+from lambda_keras.convert.timm import load_timm_state_dict
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parents[1] / "checkpoints" / "manifest.json"
 FORMAT_VERSION = 1
@@ -407,3 +415,78 @@ def _validate_file(entry_file, where, label, required=REQUIRED_FILE_KEYS):
     if sha256 is not None and prefix is not None:
         if not sha256.lower().startswith(prefix.lower()):
             fail("has a 'sha256_prefix' that disagrees with its 'sha256'")
+
+
+def resolve_weights(weights, architecture, include_top=True, classes=1000):
+    """Interprets the `weights` argument of a model constructor.
+
+    Args:
+        weights: None, the path of a weights file, or the name or alias of
+            registered pretrained weights.
+        architecture: the constructor's registry name, e.g.
+            "LambdaResNet26T".
+        include_top: whether the model keeps its classifier.
+        classes: the model's number of classes.
+
+    Returns:
+        None, the path (a str) or the manifest entry (a dict).
+
+    Raises:
+        ValueError: for unknown names (listing the known ones) and for a
+            classifier whose `classes` differ from the weights'.
+    """
+    if weights is None:
+        return None
+    if isinstance(weights, (str, os.PathLike)) and file_utils.exists(str(weights)):
+        return str(weights)
+    if not isinstance(weights, str):
+        raise ValueError(
+            "The `weights` argument should be None, the name of pretrained "
+            f"weights or the path to a weights file. Received: weights={weights!r}"
+        )
+    entry = find_checkpoint(weights, architecture=architecture)
+    if include_top and classes != entry["classes"]:
+        raise ValueError(
+            f"If using `weights='{weights}'` with `include_top=True`, "
+            f"`classes` should be {entry['classes']}. Received: classes={classes}. "
+            "Use `include_top=False` (or another `classes` and fine-tune) "
+            "to train a new classifier."
+        )
+    return entry
+
+
+def load_pretrained(model, entry, cache_dir=None):
+    """Downloads an entry's checkpoint (once) and loads it into `model`.
+
+    The checkpoint is fetched into the Keras cache with its hash checked,
+    read without torch, and its arrays cached beside it as `.npz`, so later
+    loads neither download nor parse the PyTorch file again. A classifier
+    of another size is left as it is (fine-tuning).
+
+    Args:
+        model: a model built by the entry's architecture.
+        entry: a manifest entry (see `find_checkpoint`).
+        cache_dir: cache directory; None is `$KERAS_HOME` or `~/.keras`.
+
+    Returns:
+        The loading report of `load_timm_state_dict` (`loaded`, `unused`),
+        or None for a Keras `.weights.h5` file.
+    """
+    file_record = entry["files"][0]
+    path = download(file_record, cache_dir=cache_dir)
+    if file_record["format"] == "keras_weights_h5":
+        model.load_weights(path)
+        return None
+    return load_timm_state_dict(model, _cached_arrays(path))
+
+
+def _cached_arrays(path):
+    cached = path + ".npz"
+    if os.path.exists(cached):
+        with np.load(cached, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    arrays = read_checkpoint(path)
+    partial = cached + ".partial.npz"
+    np.savez(partial, **arrays)
+    os.replace(partial, cached)
+    return arrays

@@ -10,6 +10,9 @@ from lambda_keras.applications.lambda_resnet import LambdaResNet200
 from lambda_keras.applications.lambda_resnet import LambdaResNet270
 from lambda_keras.applications.lambda_resnet import LambdaResNet350
 from lambda_keras.applications.lambda_resnet import LambdaResNet420
+from lambda_keras.applications.timm_lambda_resnet import LambdaResNet26RPT256
+from lambda_keras.applications.timm_lambda_resnet import LambdaResNet26T
+from lambda_keras.applications.timm_lambda_resnet import LambdaResNet50TS
 
 __all__ = [
     "LambdaResNet",
@@ -20,6 +23,9 @@ __all__ = [
     "LambdaResNet270",
     "LambdaResNet350",
     "LambdaResNet420",
+    "LambdaResNet26T",
+    "LambdaResNet50TS",
+    "LambdaResNet26RPT256",
     "decode_predictions",
     "preprocess_input",
 ]

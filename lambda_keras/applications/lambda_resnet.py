@@ -31,11 +31,9 @@ BatchNorm of each bottleneck starts with gamma = 0.
 import keras
 from keras import layers
 
-# obtain_input_shape, validate_activation and file_utils.exists (local and
-# gs:// paths) are what keras.applications itself validates with; Keras keeps
-# them out of its public namespace.
+# obtain_input_shape and validate_activation are what keras.applications
+# itself validates with; Keras keeps them out of its public namespace.
 from keras.src.applications import imagenet_utils
-from keras.src.utils import file_utils
 
 from lambda_keras.applications.imagenet import IMAGENET_MEAN
 from lambda_keras.applications.imagenet import IMAGENET_STD
@@ -43,6 +41,8 @@ from lambda_keras.layers import LambdaLayer
 from lambda_keras.layers import PaddedMaxPooling2D
 from lambda_keras.layers import RelativePositionEmbedding
 from lambda_keras.layers import StochasticDepth
+from lambda_keras.weights import load_pretrained
+from lambda_keras.weights import resolve_weights
 
 STAGE_WIDTHS = (64, 128, 256, 512)
 BOTTLENECK_EXPANSION = 4
@@ -100,9 +100,6 @@ C4_LAMBDA_LAYERS = {50: 1, 101: 3, 152: 6, 200: 6, 270: 6, 350: 6, 420: 8}
 # uses 256 for ResNet-152 and Table 5 uses 320 for the large models.
 DEFAULT_SIZES = {50: 224, 101: 224, 152: 256, 200: 288, 270: 288, 350: 320, 420: 320}
 
-# Named pretrained weights per model name; filled by the weights registry.
-NAMED_WEIGHTS = {}
-
 
 def LambdaResNet(  # noqa: N802 (keras.applications naming)
     depths,
@@ -131,6 +128,7 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
     dropout_rate=None,
     stochastic_depth_rate=0.0,
     default_size=224,
+    weights_registry_name=None,
 ):
     """Instantiates a LambdaResNet of any depth.
 
@@ -138,7 +136,9 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
         depths: residual blocks in each of the four stages, e.g.
             `(3, 4, 6, 3)` for a 50-layer network.
         include_top: whether to include the classifier on top.
-        weights: None (random initialisation) or the path to a weights file.
+        weights: None (random initialisation), the path to a weights file,
+            or the name (or alias, e.g. "imagenet") of registered pretrained
+            weights for `weights_registry_name`.
         input_tensor: optional Keras tensor to use as the image input.
         input_shape: optional (height, width, channels); defaults to
             (default_size, default_size, 3). With `include_top=False` the
@@ -180,6 +180,9 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
         stochastic_depth_rate: drop probability of the last block's residual
             branch, increasing linearly from 0 over the blocks.
         default_size: default input height and width.
+        weights_registry_name: the architecture name under which named
+            pretrained weights are registered in `checkpoints/manifest.json`
+            (set by the named constructors, e.g. "LambdaResNet26T").
 
     Returns:
         A `keras.Model`.
@@ -192,7 +195,9 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
     spec = ARCHITECTURES[architecture]
     depths = _validate_depths(depths)
     lambda_blocks = _lambda_blocks(placement, depths)
-    _check_weights(weights, name, include_top, classes)
+    pretrained = resolve_weights(
+        weights, weights_registry_name or "LambdaResNet", include_top, classes
+    )
     if keras.config.image_data_format() != "channels_last":
         raise ValueError(
             "LambdaResNets support the 'channels_last' image data format only. "
@@ -204,7 +209,7 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
         min_size=32,
         data_format="channels_last",
         require_flatten=include_top,
-        weights=weights,
+        weights=None,
     )
     if input_tensor is None:
         image_input = layers.Input(shape=input_shape)
@@ -288,8 +293,10 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
     else:
         inputs = image_input
     model = keras.Model(inputs, x, name=name)
-    if weights is not None:
-        model.load_weights(weights)
+    if isinstance(pretrained, dict):
+        load_pretrained(model, pretrained)
+    elif pretrained is not None:
+        model.load_weights(pretrained)
     return model
 
 
@@ -460,28 +467,6 @@ def _lambda_blocks(placement, depths):
     return blocks
 
 
-def _check_weights(weights, name, include_top, classes):
-    """The hook for pretrained weights: None, a file path or a named set."""
-    if weights is None:
-        return
-    if isinstance(weights, str) and weights in NAMED_WEIGHTS.get(name, {}):
-        if include_top and classes != 1000:
-            raise ValueError(
-                f"If using `weights='{weights}'` with `include_top=True`, "
-                f"`classes` should be 1000. Received: classes={classes}"
-            )
-        raise NotImplementedError("Named weights arrive with the weights registry.")
-    if isinstance(weights, str) and file_utils.exists(weights):
-        return
-    known = sorted(NAMED_WEIGHTS.get(name, {}))
-    raise ValueError(
-        "The `weights` argument should be either `None` (random "
-        "initialization), the name of pretrained weights (available for "
-        f"'{name}': {known or 'none yet'}), or the path to the weights file "
-        f"to be loaded. Received: weights={weights!r}"
-    )
-
-
 def _named_constructor(depth):
     def constructor(
         include_top=True,
@@ -498,6 +483,7 @@ def _named_constructor(depth):
         kwargs.setdefault("placement", ("C", "C", C4_LAMBDA_LAYERS[depth], "L"))
         kwargs.setdefault("stochastic_depth_rate", 0.2 if depth > 200 else 0.0)
         kwargs.setdefault("default_size", DEFAULT_SIZES[depth])
+        kwargs.setdefault("weights_registry_name", f"LambdaResNet{depth}")
         return LambdaResNet(
             MODEL_DEPTHS[depth],
             include_top=include_top,

@@ -68,6 +68,7 @@ def _timm_constructor(model_name):
             activation=config["activation"],
             scope=config["scope"],
             default_size=DEFAULT_SIZE,
+            weights_registry_name=model_name,
         )
 
     constructor.__name__ = constructor.__qualname__ = model_name
@@ -78,7 +79,9 @@ def _timm_constructor(model_name):
     Blocks {config["depths"]}, lambda layers at {config["placement"]},
     {config["activation"]} activations, {context} position lambdas, default
     input {DEFAULT_SIZE}x{DEFAULT_SIZE}. Arguments as
-    `keras.applications.ResNet50` plus `include_preprocessing`.
+    `keras.applications.ResNet50` plus `include_preprocessing`;
+    `weights="imagenet"` downloads timm's ImageNet weights (hash-checked,
+    cached) and converts them.
     {
         "The global embeddings fix the input size to the one it is built at."
         if scope is None

@@ -269,12 +269,16 @@ def test_invalid_depths():
         applications.LambdaResNet((3, 4, 6))
 
 
-def test_classes_with_named_weights(monkeypatch):
-    monkeypatch.setitem(
-        lambda_resnet.NAMED_WEIGHTS, "lambda_resnet50", {"imagenet": None}
-    )
+def test_classes_with_named_weights():
     with pytest.raises(ValueError, match="classes=10"):
-        applications.LambdaResNet50(weights="imagenet", classes=10)
+        applications.LambdaResNet26T(weights="imagenet", classes=10)
+
+
+def test_unknown_weights_list_the_known_ones():
+    with pytest.raises(ValueError, match=r"lambda_resnet26t.c1_in1k.*weights='in22k'"):
+        applications.LambdaResNet26T(weights="in22k")
+    with pytest.raises(ValueError, match="none yet"):
+        applications.LambdaResNet50(weights="imagenet")
 
 
 @pytest.mark.slow
