@@ -21,7 +21,24 @@ def main(argv=None):
         "--model-size", type=int, default=224, help="image side for LambdaResNet50"
     )
     demo.add_argument("--json", help="also write the results to this JSON file")
+    convert = commands.add_parser(
+        "convert-timm",
+        help="convert a timm LambdaResNet checkpoint to a Keras .weights.h5",
+    )
+    convert.add_argument(
+        "--model",
+        required=True,
+        help="LambdaResNet26T, LambdaResNet50TS or LambdaResNet26RPT256",
+    )
+    convert.add_argument(
+        "--checkpoint", required=True, help=".safetensors or .pth file from timm"
+    )
+    convert.add_argument("--output", required=True, help="the .weights.h5 to write")
+    convert.add_argument("--input-size", type=int, default=256)
     args = parser.parse_args(argv)
+
+    if args.command == "convert-timm":
+        return _convert_timm(args)
 
     if args.command in (None, "demo"):
         from lambda_keras.demo import run_demo
@@ -34,6 +51,31 @@ def main(argv=None):
         if getattr(args, "json", None):
             with open(args.json, "w", encoding="utf-8") as file:
                 json.dump(results, file, indent=2)
+    return 0
+
+
+def _convert_timm(args):
+    from lambda_keras.applications import timm_lambda_resnet
+    from lambda_keras.convert import read_checkpoint
+    from lambda_keras.convert.timm import load_timm_state_dict
+
+    if args.model not in timm_lambda_resnet.TIMM_MODELS:
+        raise SystemExit(
+            f"--model must be one of {sorted(timm_lambda_resnet.TIMM_MODELS)}. "
+            f"Received: --model={args.model}"
+        )
+    if not args.output.endswith(".weights.h5"):
+        raise SystemExit(
+            f"--output must end in .weights.h5. Received: --output={args.output}"
+        )
+    size = args.input_size
+    model = getattr(timm_lambda_resnet, args.model)(input_shape=(size, size, 3))
+    report = load_timm_state_dict(model, read_checkpoint(args.checkpoint))
+    model.save_weights(args.output)
+    print(
+        f"{args.model}: loaded {len(report['loaded'])} tensors from "
+        f"{args.checkpoint}, unused: {report['unused'] or 'none'}; wrote {args.output}"
+    )
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from lambda_keras.applications.imagenet import decode_predictions
 from lambda_keras.applications.imagenet import preprocess_input
+from lambda_keras.applications.imagenet import timm_preprocess
 from lambda_keras.applications.lambda_resnet import LambdaResNet
 from lambda_keras.applications.lambda_resnet import LambdaResNet50
 from lambda_keras.applications.lambda_resnet import LambdaResNet101
@@ -28,4 +29,5 @@ __all__ = [
     "LambdaResNet26RPT256",
     "decode_predictions",
     "preprocess_input",
+    "timm_preprocess",
 ]
