@@ -8,9 +8,12 @@ README = pathlib.Path(__file__).parent.parent / "README.md"
 
 def test_readme_python_example_runs():
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-    assert blocks, "README has no python example"
+    # Examples that download weights say so on their first line; the tests
+    # never use the network.
+    offline = [block for block in blocks if not block.startswith("# network:")]
+    assert len(offline) == len(blocks) - 1
     namespace = {}
-    for block in blocks:
+    for block in offline:
         exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
     model = namespace["model"]
     assert model.output.shape == (None, 14, 14, 256)

@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -128,3 +129,13 @@ def test_manifest_lists_the_three_timm_checkpoints():
         assert entry["alias"] == "imagenet" and entry["classes"] == 1000
         (record,) = entry["files"]
         assert record["url"].endswith(f"-{record['sha256_prefix']}.pth")
+
+
+def test_readme_weights_example_runs_against_the_local_server(registry):
+    registry()
+    readme = os.path.dirname(__file__) + "/../../README.md"
+    blocks = re.findall(r"```python\n(.*?)```", open(readme).read(), flags=re.S)
+    (example,) = [block for block in blocks if block.startswith("# network:")]
+    namespace = {}
+    exec(compile(example, readme, "exec"), namespace)  # noqa: S102
+    assert namespace["classifier"].output_shape == (None, 10)

@@ -166,3 +166,12 @@ def test_other_class_count_keeps_the_new_head():
     np.testing.assert_array_equal(model.get_layer("predictions").kernel.numpy(), head)
     stem = state_dict["stem.conv1.conv.weight"].transpose(2, 3, 1, 0)
     np.testing.assert_array_equal(model.get_layer("stem_conv1").kernel.numpy(), stem)
+
+
+@pytest.mark.parametrize("model_name", sorted(timm_lambda_resnet.TIMM_MODELS))
+def test_parameter_count_equals_timm(model_name):
+    timm_name = timm_lambda_resnet.TIMM_MODELS[model_name]["timm_name"]
+    reference = timm.create_model(timm_name, pretrained=False)
+    model = getattr(timm_lambda_resnet, model_name)()
+    ours = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert ours == sum(p.numel() for p in reference.parameters())
