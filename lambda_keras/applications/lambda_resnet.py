@@ -467,7 +467,22 @@ def _lambda_blocks(placement, depths):
     return blocks
 
 
-def _named_constructor(depth):
+def named_constructor(constructor_name, model_name, depths, doc, **defaults):
+    """Makes a keras.applications-style constructor of one fixed network.
+
+    Args:
+        constructor_name: e.g. "LambdaResNet50"; also the name its named
+            weights are registered under.
+        model_name: default `name` of the model.
+        depths: blocks per stage.
+        doc: the constructor's docstring.
+        **defaults: `LambdaResNet` keyword arguments the constructor sets;
+            callers may still override each of them.
+
+    Returns:
+        The constructor.
+    """
+
     def constructor(
         include_top=True,
         weights=None,
@@ -477,15 +492,11 @@ def _named_constructor(depth):
         classes=1000,
         classifier_activation="softmax",
         include_preprocessing=False,
-        name=f"lambda_resnet{depth}",
+        name=model_name,
         **kwargs,
     ):
-        kwargs.setdefault("placement", ("C", "C", C4_LAMBDA_LAYERS[depth], "L"))
-        kwargs.setdefault("stochastic_depth_rate", 0.2 if depth > 200 else 0.0)
-        kwargs.setdefault("default_size", DEFAULT_SIZES[depth])
-        kwargs.setdefault("weights_registry_name", f"LambdaResNet{depth}")
         return LambdaResNet(
-            MODEL_DEPTHS[depth],
+            depths,
             include_top=include_top,
             weights=weights,
             input_tensor=input_tensor,
@@ -495,31 +506,44 @@ def _named_constructor(depth):
             classifier_activation=classifier_activation,
             include_preprocessing=include_preprocessing,
             name=name,
-            **kwargs,
+            **{"weights_registry_name": constructor_name, **defaults, **kwargs},
         )
 
-    constructor.__name__ = constructor.__qualname__ = f"LambdaResNet{depth}"
-    constructor.__doc__ = f"""Instantiates the LambdaResNet{depth} of the paper.
+    constructor.__name__ = constructor.__qualname__ = constructor_name
+    constructor.__doc__ = doc
+    return constructor
+
+
+def _paper_constructor(depth):
+    drop = 0.2 if depth > 200 else 0.0
+    size = DEFAULT_SIZES[depth]
+    return named_constructor(
+        f"LambdaResNet{depth}",
+        f"lambda_resnet{depth}",
+        MODEL_DEPTHS[depth],
+        f"""Instantiates the LambdaResNet{depth} of the paper.
 
     Hybrid LambdaResNet by default: blocks {MODEL_DEPTHS[depth]},
     {C4_LAMBDA_LAYERS[depth]} lambda layer(s) uniformly spaced in c4 and
-    lambda layers in all of c5, default input {DEFAULT_SIZES[depth]}x
-    {DEFAULT_SIZES[depth]}, stochastic depth
-    {0.2 if depth > 200 else 0.0}. Arguments as `keras.applications.ResNet50`
-    plus `include_preprocessing`; every keyword argument of `LambdaResNet`
+    lambda layers in all of c5, default input {size}x{size}, stochastic
+    depth {drop}. Arguments as `keras.applications.ResNet50` plus
+    `include_preprocessing`; every keyword argument of `LambdaResNet`
     (architecture, placement, dim_k, heads, dim_u, scope, ...) may be
     overridden.
 
     Returns:
         A `keras.Model`.
-    """
-    return constructor
+    """,
+        placement=("C", "C", C4_LAMBDA_LAYERS[depth], "L"),
+        stochastic_depth_rate=drop,
+        default_size=size,
+    )
 
 
-LambdaResNet50 = _named_constructor(50)
-LambdaResNet101 = _named_constructor(101)
-LambdaResNet152 = _named_constructor(152)
-LambdaResNet200 = _named_constructor(200)
-LambdaResNet270 = _named_constructor(270)
-LambdaResNet350 = _named_constructor(350)
-LambdaResNet420 = _named_constructor(420)
+LambdaResNet50 = _paper_constructor(50)
+LambdaResNet101 = _paper_constructor(101)
+LambdaResNet152 = _paper_constructor(152)
+LambdaResNet200 = _paper_constructor(200)
+LambdaResNet270 = _paper_constructor(270)
+LambdaResNet350 = _paper_constructor(350)
+LambdaResNet420 = _paper_constructor(420)

@@ -8,7 +8,7 @@ lambda layers, lambda convolution with a bias) so that timm's weights load
 into them with `lambda_keras.convert`.
 """
 
-from lambda_keras.applications.lambda_resnet import LambdaResNet
+from lambda_keras.applications.lambda_resnet import named_constructor
 
 # timm name, blocks per stage, blocks with a lambda layer per stage,
 # activation and position scope (None: global relative embeddings).
@@ -38,60 +38,37 @@ TIMM_MODELS = {
 DEFAULT_SIZE = 256
 
 
-def _timm_constructor(model_name):
-    config = TIMM_MODELS[model_name]
-
-    def constructor(
-        include_top=True,
-        weights=None,
-        input_tensor=None,
-        input_shape=None,
-        pooling=None,
-        classes=1000,
-        classifier_activation="softmax",
-        include_preprocessing=False,
-        name=config["timm_name"],
-    ):
-        return LambdaResNet(
-            config["depths"],
-            include_top=include_top,
-            weights=weights,
-            input_tensor=input_tensor,
-            input_shape=input_shape,
-            pooling=pooling,
-            classes=classes,
-            classifier_activation=classifier_activation,
-            include_preprocessing=include_preprocessing,
-            name=name,
-            architecture="timm",
-            placement=config["placement"],
-            activation=config["activation"],
-            scope=config["scope"],
-            default_size=DEFAULT_SIZE,
-            weights_registry_name=model_name,
-        )
-
-    constructor.__name__ = constructor.__qualname__ = model_name
+def _timm_constructor(constructor_name):
+    config = TIMM_MODELS[constructor_name]
     scope = config["scope"]
     context = "global relative" if scope is None else f"{scope}x{scope} local"
-    constructor.__doc__ = f"""Instantiates timm's `{config["timm_name"]}` in Keras.
+    sizes = (
+        "The global embeddings fix the input size to the one it is built at."
+        if scope is None
+        else "Runs at any input size of at least 32x32."
+    )
+    return named_constructor(
+        constructor_name,
+        config["timm_name"],
+        config["depths"],
+        f"""Instantiates timm's `{config["timm_name"]}` in Keras.
 
     Blocks {config["depths"]}, lambda layers at {config["placement"]},
     {config["activation"]} activations, {context} position lambdas, default
     input {DEFAULT_SIZE}x{DEFAULT_SIZE}. Arguments as
     `keras.applications.ResNet50` plus `include_preprocessing`;
     `weights="imagenet"` downloads timm's ImageNet weights (hash-checked,
-    cached) and converts them.
-    {
-        "The global embeddings fix the input size to the one it is built at."
-        if scope is None
-        else "Runs at any input size of at least 32x32."
-    }
+    cached) and converts them. {sizes}
 
     Returns:
         A `keras.Model`.
-    """
-    return constructor
+    """,
+        architecture="timm",
+        placement=config["placement"],
+        activation=config["activation"],
+        scope=scope,
+        default_size=DEFAULT_SIZE,
+    )
 
 
 LambdaResNet26T = _timm_constructor("LambdaResNet26T")
