@@ -5,8 +5,9 @@ sample Imagenette photograph with a random 1x1 projection, runs the lambda
 layer in its main configurations, times each and checks two of the paper's
 claims on the spot: the einsum and lambda-convolution implementations agree,
 and a causal layer ignores later positions. It then runs the photograph
-through a LambdaResNet50 (random weights until pretrained weights land) and
-reports its parameters, FLOPS and forward time.
+through a LambdaResNet50 (random weights: the paper's models have no public
+weights, and the demo never downloads) and reports its parameters, FLOPS and
+forward time.
 """
 
 import pathlib
