@@ -51,36 +51,35 @@ BOTTLENECK_EXPANSION = 4
 # shortcut of strided blocks, SE, the classifier's dropout, batch-norm
 # epsilon, whether strided 3x3 convolutions pad symmetrically (PyTorch) or
 # as TensorFlow's "same" does, and the lambda layers' extra options.
+_VANILLA = dict(
+    stem="resnet_v1",
+    avg_pool_shortcut=False,
+    squeeze_excite=False,
+    dropout_rate=0.0,
+    bn_epsilon=1.001e-5,
+    symmetric_padding=False,
+    lambda_options={},
+    local_position_bias=False,
+)
 ARCHITECTURES = {
     "hybrid": dict(
+        _VANILLA,
         stem="resnet_d",
         avg_pool_shortcut=True,
         squeeze_excite=True,
         dropout_rate=0.3,
-        bn_epsilon=1.001e-5,
-        symmetric_padding=False,
-        lambda_options={},
     ),
-    "vanilla": dict(
-        stem="resnet_v1",
-        avg_pool_shortcut=False,
-        squeeze_excite=False,
-        dropout_rate=0.0,
-        bn_epsilon=1.001e-5,
-        symmetric_padding=False,
-        lambda_options={},
-    ),
+    "vanilla": _VANILLA,
     # timm's ByobNet LambdaResNets (lambda_resnet26t, ...): 'tiered' stem,
     # strided 1x1 shortcuts, PyTorch padding and epsilon, 2x2 average pool
-    # after strided lambda layers, bias on the lambda convolution.
+    # after strided lambda layers, bias on the (local) lambda convolution.
     "timm": dict(
+        _VANILLA,
         stem="tiered",
-        avg_pool_shortcut=False,
-        squeeze_excite=False,
-        dropout_rate=0.0,
         bn_epsilon=1e-5,
         symmetric_padding=True,
         lambda_options=dict(batch_norm_epsilon=1e-5, pool_size=2),
+        local_position_bias=True,
     ),
 }
 
@@ -239,10 +238,11 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
         use_content=use_content,
         use_position=use_position,
         implementation=implementation,
+        use_position_bias=(
+            spec["local_position_bias"] and scope is not None and use_position
+        ),
         **spec["lambda_options"],
     )
-    if architecture == "timm":
-        lambda_options["use_position_bias"] = scope is not None and use_position
     shared_table = None
     total_blocks, block_index = sum(depths), 0
     for stage, (width, stage_depth) in enumerate(zip(STAGE_WIDTHS, depths)):

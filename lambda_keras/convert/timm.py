@@ -114,7 +114,6 @@ _BLOCK_MODULES = {
 }
 _LAMBDA_WEIGHTS = {
     "qkv_projection/kernel": "qkv.weight",
-    "position_embedding/table": None,  # conv_lambda.weight or pos_emb
     "position_bias": "conv_lambda.bias",
 }
 
