@@ -21,6 +21,9 @@ setup(
         # TensorFlow is the default backend (tf.data, SavedModel, tf.distribute).
         f"tensorflow-cpu>=2.16; {LINUX_X86}",
         f"tensorflow>=2.16; {NOT_LINUX_X86}",
+        # Training: tensorflow-datasets input and TensorBoard logs.
+        "tensorflow-datasets",
+        "tensorboard",
         "numpy",
         "pillow",
         "h5py",

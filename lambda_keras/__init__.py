@@ -4,6 +4,8 @@ from lambda_keras import applications
 from lambda_keras import layers
 from lambda_keras import ops
 from lambda_keras.applications import LambdaResNet
+from lambda_keras.applications import LambdaResNet26Cifar
+from lambda_keras.applications import LambdaResNet26Compact
 from lambda_keras.applications import LambdaResNet26RPT256
 from lambda_keras.applications import LambdaResNet26T
 from lambda_keras.applications import LambdaResNet50
@@ -32,6 +34,8 @@ __all__ = [
     "LambdaResNet26T",
     "LambdaResNet50TS",
     "LambdaResNet26RPT256",
+    "LambdaResNet26Compact",
+    "LambdaResNet26Cifar",
     "RelativePositionEmbedding",
     "applications",
     "layers",

@@ -35,10 +35,23 @@ def main(argv=None):
     )
     convert.add_argument("--output", required=True, help="the .weights.h5 to write")
     convert.add_argument("--input-size", type=int, default=256)
+    from lambda_keras.train import cli as train_cli
+
+    train_cli.add_train_arguments(
+        commands.add_parser("train", help="train a LambdaResNet (paper recipes)")
+    )
+    train_cli.add_evaluate_arguments(
+        commands.add_parser("evaluate", help="top-1/top-5 of weights on a dataset")
+    )
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
 
     if args.command == "convert-timm":
         return _convert_timm(args)
+    if args.command == "train":
+        return train_cli.run_train(args, argv[1:])
+    if args.command == "evaluate":
+        return train_cli.run_evaluate(args)
 
     if args.command in (None, "demo"):
         from lambda_keras.demo import run_demo

@@ -50,7 +50,7 @@ REQUIRED_KEYS = (
     "license",
     "provenance",
 )
-REQUIRED_FILE_KEYS = ("url", "sha256", "format")
+REQUIRED_FILE_KEYS = ("sha256", "format")
 MIN_PREFIX_LENGTH = 8
 
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
@@ -120,9 +120,13 @@ def load_manifest(path=None):
         )
     entries = manifest["checkpoints"]
     names = set()
+    root = path.resolve().parent
     aliases = set()
     for index, entry in enumerate(entries):
         _validate_entry(entry, index, path)
+        for entry_file in entry["files"]:
+            if "path" in entry_file:
+                entry_file["resolved_path"] = str(root / entry_file["path"])
         if entry["name"] in names:
             raise ValueError(
                 f"Duplicate checkpoint name '{entry['name']}' in the manifest "
@@ -254,6 +258,37 @@ def download(entry_file, cache_subdir="lambda_keras", cache_dir=None):
         actual = sha256_of(path)
     if not actual.startswith(prefix):
         _raise_hash_mismatch(url, f"a hash starting with {prefix}", path, entry_file)
+    return path
+
+
+def shipped_file(entry_file):
+    """The verified local path of a file shipped beside the manifest.
+
+    Args:
+        entry_file: a file record with a `path` (as `load_manifest` returns
+            it, with `resolved_path`).
+
+    Returns:
+        The path (a str).
+
+    Raises:
+        FileNotFoundError: the file is missing.
+        ValueError: the file does not match its `sha256`.
+    """
+    path = entry_file["resolved_path"]
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"The shipped weights file {path} is missing (a checkout without "
+            f"Git LFS, or an installed package without checkpoints/?). "
+            f"Received: path={entry_file['path']!r}"
+        )
+    actual = sha256_of(path)
+    if actual != entry_file["sha256"].lower():
+        raise ValueError(
+            f"The shipped weights file {path} has sha256 {actual}, not the "
+            f"manifest's {entry_file['sha256']}: it is corrupted or was "
+            f"changed without updating the manifest. Received: path={path!r}"
+        )
     return path
 
 
@@ -394,8 +429,19 @@ def _validate_file(entry_file, where, label, required=REQUIRED_FILE_KEYS):
     for key in required:
         if key not in entry_file:
             fail(f"is missing the required key '{key}'")
-    if not isinstance(entry_file["url"], str) or not entry_file["url"]:
-        fail("must have a non-empty string 'url'")
+    if ("url" in entry_file) == ("path" in entry_file):
+        fail(
+            "must have either a 'url' or a 'path' (a file shipped beside the manifest)"
+        )
+    origin = "url" if "url" in entry_file else "path"
+    if not isinstance(entry_file[origin], str) or not entry_file[origin]:
+        fail(f"must have a non-empty string '{origin}'")
+    if origin == "path" and (
+        os.path.isabs(entry_file["path"]) or ".." in Path(entry_file["path"]).parts
+    ):
+        fail("must have a 'path' relative to the manifest's folder, inside it")
+    if origin == "path" and not entry_file.get("sha256"):
+        fail("must have a full 'sha256' (a shipped file's hash is known)")
     if "format" in entry_file and entry_file["format"] not in FILE_FORMATS:
         fail(f"has an unknown 'format' (known: {list(FILE_FORMATS)})")
     sha256 = entry_file.get("sha256")
@@ -458,6 +504,8 @@ def resolve_weights(weights, architecture, include_top=True, classes=1000):
 def load_pretrained(model, entry, cache_dir=None):
     """Downloads an entry's checkpoint (once) and loads it into `model`.
 
+    A file shipped in `checkpoints/` (a `path` record) is read in place
+    after its hash is checked; nothing is downloaded.
     The checkpoint is fetched into the Keras cache with its hash checked,
     read without torch, and its arrays cached beside it as `.npz`, so later
     loads neither download nor parse the PyTorch file again. A classifier
@@ -473,7 +521,10 @@ def load_pretrained(model, entry, cache_dir=None):
         or None for a Keras `.weights.h5` file.
     """
     file_record = entry["files"][0]
-    path = download(file_record, cache_dir=cache_dir)
+    if "path" in file_record:
+        path = shipped_file(file_record)
+    else:
+        path = download(file_record, cache_dir=cache_dir)
     if file_record["format"] == "keras_weights_h5":
         model.load_weights(path)
         return None

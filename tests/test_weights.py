@@ -113,7 +113,31 @@ def test_duplicate_alias_within_architecture(tmp_path):
     "files, match",
     [
         ([], "non-empty list"),
-        ([{"sha256": PAYLOAD_SHA256, "format": "pth"}], "required key 'url'"),
+        ([{"sha256": PAYLOAD_SHA256, "format": "pth"}], "either a 'url' or a 'path'"),
+        ([dict(_file("u"), path="w.weights.h5")], "either a 'url' or a 'path'"),
+        (
+            [{"path": "../w.h5", "sha256": PAYLOAD_SHA256, "format": "pth"}],
+            "relative to the manifest's folder",
+        ),
+        (
+            [{"path": "/abs/w.h5", "sha256": PAYLOAD_SHA256, "format": "pth"}],
+            "relative to the manifest's folder",
+        ),
+        (
+            [{"path": "w.h5", "sha256": None, "sha256_prefix": "abcdef12"}],
+            "required key 'format'",
+        ),
+        (
+            [
+                {
+                    "path": "w.h5",
+                    "sha256": None,
+                    "sha256_prefix": "abcdef12",
+                    "format": "pth",
+                }
+            ],
+            "full 'sha256'",
+        ),
         ([_file("u", sha256="abc")], "not 64 hex digits"),
         ([_file("u", format="onnx")], "unknown 'format'"),
         ([_file("u", sha256=None)], "neither 'sha256' nor 'sha256_prefix'"),
@@ -378,3 +402,36 @@ def test_download_needs_url_and_hash(tmp_path):
         weights.download({"sha256": PAYLOAD_SHA256}, cache_dir=str(tmp_path))
     with pytest.raises(ValueError, match="every file needs a hash"):
         weights.download({"url": "http://127.0.0.1:9/x"}, cache_dir=str(tmp_path))
+
+
+# --- Files shipped beside the manifest ----------------------------------------
+
+
+def _shipped_manifest(tmp_path, payload=PAYLOAD):
+    (tmp_path / "imagenette").mkdir()
+    (tmp_path / "imagenette" / "w.weights.h5").write_bytes(payload)
+    record = {
+        "path": "imagenette/w.weights.h5",
+        "sha256": PAYLOAD_SHA256,
+        "format": "keras_weights_h5",
+    }
+    return _write_manifest(tmp_path, [_entry(files=[record])])
+
+
+def test_shipped_file_resolves_beside_the_manifest(tmp_path):
+    (entry,) = weights.load_manifest(_shipped_manifest(tmp_path))
+    path = weights.shipped_file(entry["files"][0])
+    assert path == str(tmp_path / "imagenette" / "w.weights.h5")
+
+
+def test_shipped_file_with_another_hash_is_rejected(tmp_path):
+    (entry,) = weights.load_manifest(_shipped_manifest(tmp_path, PAYLOAD[::-1]))
+    with pytest.raises(ValueError, match="corrupted or was changed"):
+        weights.shipped_file(entry["files"][0])
+
+
+def test_missing_shipped_file(tmp_path):
+    (entry,) = weights.load_manifest(_shipped_manifest(tmp_path))
+    os.remove(tmp_path / "imagenette" / "w.weights.h5")
+    with pytest.raises(FileNotFoundError, match="path='imagenette/w.weights.h5'"):
+        weights.shipped_file(entry["files"][0])

@@ -45,6 +45,7 @@ from lambda_keras.weights import load_pretrained
 from lambda_keras.weights import resolve_weights
 
 STAGE_WIDTHS = (64, 128, 256, 512)
+STEMS = ("resnet_v1", "resnet_d", "tiered", "small_image")
 BOTTLENECK_EXPANSION = 4
 
 # What distinguishes the architectures the builder makes: the stem, the
@@ -126,6 +127,8 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
     se_ratio=0.25,
     dropout_rate=None,
     stochastic_depth_rate=0.0,
+    width_multiplier=1.0,
+    stem=None,
     default_size=224,
     weights_registry_name=None,
 ):
@@ -178,6 +181,13 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
             hybrid architecture and 0 for the others.
         stochastic_depth_rate: drop probability of the last block's residual
             branch, increasing linearly from 0 over the blocks.
+        width_multiplier: scales the channels of the stem and of every
+            stage (1.0: the paper's 64-128-256-512 bottleneck widths), for
+            compact models.
+        stem: overrides the architecture's stem: "resnet_v1" (7x7 conv and
+            max-pool, /4), "resnet_d" (3x3 convs, /4), "tiered" (timm, /4)
+            or "small_image" (two 3x3 convs, the first strided, /2; for
+            32-64 px inputs such as CIFAR).
         default_size: default input height and width.
         weights_registry_name: the architecture name under which named
             pretrained weights are registered in `checkpoints/manifest.json`
@@ -192,6 +202,21 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
             f"Received: architecture={architecture!r}"
         )
     spec = ARCHITECTURES[architecture]
+    if stem is not None:
+        if stem not in STEMS:
+            raise ValueError(
+                f"`stem` must be None or one of {STEMS}. Received: stem={stem!r}"
+            )
+        spec = dict(spec, stem=stem)
+    if (
+        isinstance(width_multiplier, bool)
+        or not isinstance(width_multiplier, (int, float))
+        or not width_multiplier > 0
+    ):
+        raise ValueError(
+            "`width_multiplier` must be a positive number. "
+            f"Received: width_multiplier={width_multiplier!r}"
+        )
     depths = _validate_depths(depths)
     lambda_blocks = _lambda_blocks(placement, depths)
     pretrained = resolve_weights(
@@ -218,7 +243,7 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
         image_input = input_tensor
     if dropout_rate is None:
         dropout_rate = spec["dropout_rate"]
-    blocks = _BlockFactory(spec, activation)
+    blocks = _BlockFactory(spec, activation, width_multiplier)
 
     x = image_input
     if include_preprocessing:
@@ -246,6 +271,7 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
     shared_table = None
     total_blocks, block_index = sum(depths), 0
     for stage, (width, stage_depth) in enumerate(zip(STAGE_WIDTHS, depths)):
+        width = blocks.scaled(width)
         for block in range(stage_depth):
             use_lambda = block in lambda_blocks[stage]
             if use_lambda and shared_embeddings and shared_table is None:
@@ -303,24 +329,35 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
 class _BlockFactory:
     """Builds the stem and bottlenecks of one architecture (see ARCHITECTURES)."""
 
-    def __init__(self, spec, activation):
+    def __init__(self, spec, activation, width_multiplier=1.0):
         self.spec = spec
         self.activation = activation
+        self.width_multiplier = width_multiplier
+
+    def scaled(self, channels):
+        """Channels times the width multiplier, at least 8."""
+        return max(8, int(round(channels * self.width_multiplier)))
 
     def stem(self, x):
-        """ResNet-v1 (7x7), ResNet-D (four 3x3) or timm's tiered stem."""
+        """ResNet-v1 (7x7), ResNet-D (four 3x3), timm's tiered or the
+        small-image stem."""
         if self.spec["stem"] == "resnet_v1":
             x = layers.ZeroPadding2D(3, name="stem_pad")(x)
-            x = layers.Conv2D(64, 7, strides=2, use_bias=False, name="stem_conv")(x)
+            x = layers.Conv2D(
+                self.scaled(64), 7, strides=2, use_bias=False, name="stem_conv"
+            )(x)
             x = self.batch_norm_act(x, "stem_bn", "stem_act")
             return PaddedMaxPooling2D(3, strides=2, padding=1, name="stem_pool")(x)
         if self.spec["stem"] == "resnet_d":
             # ResNet-D's three 3x3 convolutions; the max-pool becomes a
             # strided convolution (Appendix D).
             convolutions = ((32, 2), (32, 1), (64, 1), (64, 2))
+        elif self.spec["stem"] == "small_image":
+            convolutions = ((32, 2), (64, 1))
         else:
             convolutions = ((24, 2), (32, 1), (64, 1))
         for index, (filters, stride) in enumerate(convolutions):
+            filters = self.scaled(filters)
             x = self.conv(x, filters, 3, stride, f"stem_conv{index + 1}")
             x = self.batch_norm_act(x, f"stem_bn{index + 1}", f"stem_act{index + 1}")
         if self.spec["stem"] == "tiered":
@@ -467,7 +504,9 @@ def _lambda_blocks(placement, depths):
     return blocks
 
 
-def named_constructor(constructor_name, model_name, depths, doc, **defaults):
+def named_constructor(
+    constructor_name, model_name, depths, doc, default_classes=1000, **defaults
+):
     """Makes a keras.applications-style constructor of one fixed network.
 
     Args:
@@ -476,6 +515,7 @@ def named_constructor(constructor_name, model_name, depths, doc, **defaults):
         model_name: default `name` of the model.
         depths: blocks per stage.
         doc: the constructor's docstring.
+        default_classes: default `classes` (that of its named weights).
         **defaults: `LambdaResNet` keyword arguments the constructor sets;
             callers may still override each of them.
 
@@ -489,7 +529,7 @@ def named_constructor(constructor_name, model_name, depths, doc, **defaults):
         input_tensor=None,
         input_shape=None,
         pooling=None,
-        classes=1000,
+        classes=default_classes,
         classifier_activation="softmax",
         include_preprocessing=False,
         name=model_name,
@@ -510,6 +550,7 @@ def named_constructor(constructor_name, model_name, depths, doc, **defaults):
         )
 
     constructor.__name__ = constructor.__qualname__ = constructor_name
+    constructor.default_size = defaults.get("default_size", 224)
     constructor.__doc__ = doc
     return constructor
 

@@ -1,0 +1,467 @@
+"""Training and evaluation runs: `lambda-keras train` and `lambda-keras evaluate`.
+
+`train(config)` builds the model, optimizer and input inside the chosen
+strategy's scope and fits it, writing into `config.model_dir`:
+
+- `logs/`: TensorBoard summaries; `training_log.csv`: the learning curve;
+- `backup/`: the resumable state of the last completed epoch (weights and
+  optimizer); a rerun of the same command resumes from it;
+- `best.weights.h5` (best validation top-1), `final.weights.h5`,
+  `model.keras` and `model_card.json`.
+"""
+
+import dataclasses
+import os
+import platform
+import shlex
+import time
+
+import keras
+
+from lambda_keras.train import data
+from lambda_keras.train.callbacks import AtomicBackupAndRestore
+from lambda_keras.train.callbacks import BestWeights
+from lambda_keras.train.callbacks import StopOnNonFiniteLoss
+from lambda_keras.train.callbacks import save_model_weights
+from lambda_keras.train.callbacks import write_atomically
+from lambda_keras.train.callbacks import write_json_atomically
+from lambda_keras.train.recipes import RECIPES
+from lambda_keras.train.strategies import select_strategy
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """What `lambda-keras train` was asked to do (see `--help`)."""
+
+    model: str
+    dataset: str
+    model_dir: str
+    recipe: str = "paper350"
+    weights: str | None = None
+    data_dir: str | None = None
+    image_size: int | None = None
+    epochs: int | None = None
+    batch_size: int = 256
+    learning_rate: float | None = None
+    warmup_epochs: float | None = None
+    weight_decay: float | None = None
+    label_smoothing: float | None = None
+    ema_momentum: float | None = None
+    bn_momentum: float | None = None
+    randaugment_magnitude: float | None = None
+    dropout_rate: float | None = None
+    stochastic_depth_rate: float | None = None
+    architecture: str | None = None
+    crop_area_min: float | None = None
+    crop_fraction: float = 0.875
+    strategy: str = "auto"
+    tpu: str | None = None
+    mixed_precision: bool = False
+    sync_batch_norm: bool = False
+    jit_compile: bool = False
+    seed: int = 0
+    steps_per_epoch: int | None = None
+    validation_steps: int | None = None
+    cache: bool = False
+    verbose: str | int = "auto"
+    model_options: dict = dataclasses.field(default_factory=dict)
+
+
+def constructor(name):
+    """The model constructor called `name` (e.g. "LambdaResNet50")."""
+    from lambda_keras.applications import MODELS
+
+    if name not in MODELS:
+        raise ValueError(
+            f"Unknown model {name!r}: --model must be one of {sorted(MODELS)}. "
+            f"Received: --model={name}"
+        )
+    return MODELS[name]
+
+
+def resolve_recipe(config):
+    """The recipe named by `config.recipe` with the flags' overrides."""
+    if config.recipe not in RECIPES:
+        raise ValueError(
+            f"--recipe must be one of {sorted(RECIPES)}. Received: {config.recipe!r}"
+        )
+    return RECIPES[config.recipe].override(
+        epochs=config.epochs,
+        base_learning_rate=config.learning_rate,
+        warmup_epochs=config.warmup_epochs,
+        weight_decay=config.weight_decay,
+        label_smoothing=config.label_smoothing,
+        ema_momentum=config.ema_momentum,
+        bn_momentum=config.bn_momentum,
+        randaugment_magnitude=config.randaugment_magnitude,
+        dropout_rate=config.dropout_rate,
+        stochastic_depth_rate=config.stochastic_depth_rate,
+        architecture=config.architecture,
+        image_size=config.image_size,
+        crop_area_min=config.crop_area_min,
+    )
+
+
+def build_model(name, classes, image_size, weights=None, recipe=None, **options):
+    """Builds `name` for `classes` classes at `image_size`, taking 0-255 RGB.
+
+    With named or file weights made for another number of classes, the
+    pretrained network is built with its own classifier, which is then
+    replaced by a new one (fine-tuning).
+
+    Args:
+        name: a constructor name.
+        classes: classes of the classifier.
+        image_size: input side.
+        weights: None, a weights file or the name of pretrained weights.
+        recipe: a `Recipe` whose architecture, dropout and stochastic depth
+            (when set) are passed to the constructor.
+        **options: other keyword arguments of the constructor.
+
+    Returns:
+        A `keras.Model` with softmax outputs.
+    """
+    from lambda_keras.weights import find_checkpoint
+
+    build = constructor(name)
+    if recipe is not None:
+        for key in ("architecture", "dropout_rate", "stochastic_depth_rate"):
+            value = getattr(recipe, key)
+            if value is not None:
+                options.setdefault(key, value)
+    shape = (image_size, image_size, 3)
+    pretrained_classes = classes
+    if isinstance(weights, str) and not os.path.exists(weights):
+        pretrained_classes = find_checkpoint(weights, architecture=name)["classes"]
+    model = build(
+        weights=weights,
+        input_shape=shape,
+        classes=pretrained_classes,
+        include_preprocessing=True,
+        **options,
+    )
+    if pretrained_classes == classes:
+        return model
+    # A new classifier on the pretrained features (after the dropout, if any).
+    features = model.get_layer("predictions").input
+    outputs = keras.layers.Dense(classes, activation="softmax", name="predictions")(
+        features
+    )
+    return keras.Model(model.inputs, outputs, name=model.name)
+
+
+def _configure_batch_norm(model, momentum, synchronized):
+    """Sets the moving-average decay of every batch norm (the lambda layers'
+    too) and, with `synchronized`, computes batch statistics over all
+    replicas (TensorFlow backend)."""
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+            layer.synchronized = synchronized
+
+
+def _optimizer(recipe, batch_size, steps_per_epoch, model):
+    peak = recipe.base_learning_rate * batch_size / 256
+    total_steps = max(1, recipe.epochs * steps_per_epoch)
+    warmup_steps = min(total_steps - 1, int(recipe.warmup_epochs * steps_per_epoch))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else peak,
+        decay_steps=max(1, total_steps - warmup_steps),
+        warmup_target=peak if warmup_steps else None,
+        warmup_steps=warmup_steps,
+    )
+    optimizer = keras.optimizers.SGD(
+        learning_rate=schedule,
+        momentum=recipe.momentum,
+        weight_decay=recipe.weight_decay or None,
+        use_ema=recipe.ema_momentum > 0,
+        ema_momentum=recipe.ema_momentum or 0.99,
+    )
+    # Decay kernels and embeddings, not batch-norm scales, shifts or biases.
+    optimizer.exclude_from_weight_decay(
+        var_list=[v for v in model.trainable_variables if len(v.shape) <= 1]
+    )
+    return optimizer
+
+
+def compile_model(model, optimizer=None, label_smoothing=0.0, jit_compile=False):
+    """Compiles with the label-smoothed loss and top-1/top-5 accuracy."""
+    model.compile(
+        optimizer=optimizer or "sgd",
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+        metrics=[
+            keras.metrics.CategoricalAccuracy(name="top1"),
+            keras.metrics.TopKCategoricalAccuracy(k=5, name="top5"),
+        ],
+        jit_compile=jit_compile,
+    )
+
+
+def _worker(strategy):
+    """(is_chief, worker index) under a multi-worker strategy."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    if task_type is None:
+        return True, 0
+    task_id = resolver.task_id or 0
+    is_chief = task_type == "chief" or (
+        task_type == "worker"
+        and task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict()
+    )
+    return is_chief, task_id
+
+
+def _hardware(strategy_message):
+    return {
+        "strategy": strategy_message,
+        "dtype_policy": keras.config.dtype_policy().name,
+        "backend": keras.backend.backend(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+    }
+
+
+def train(config, argv=None):
+    """Runs (or resumes) one training run.
+
+    Args:
+        config: a `TrainConfig`.
+        argv: the command line, recorded in the model card.
+
+    Returns:
+        The model card (a dict), also written to `model_card.json`.
+
+    Raises:
+        ValueError: unknown model, recipe, strategy or dataset; a global
+            batch not divisible by the replicas.
+        FileNotFoundError: missing data.
+        NonFiniteLossError: the loss became NaN or infinite (the backup of
+            the last completed epoch is kept).
+    """
+    started = time.time()
+    constructor(config.model)
+    recipe = resolve_recipe(config)
+    keras.utils.set_random_seed(config.seed)
+    strategy, device, message = select_strategy(config.strategy, config.tpu)
+    print(message, flush=True)
+    replicas = strategy.num_replicas_in_sync
+    if config.sync_batch_norm and keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            "--sync-batch-norm needs the tensorflow backend. "
+            f"Received: backend={keras.backend.backend()!r}"
+        )
+    if config.batch_size % replicas:
+        raise ValueError(
+            f"The global batch size must be divisible by the {replicas} replicas "
+            f"of the strategy. Received: --batch-size={config.batch_size}"
+        )
+    if config.mixed_precision or device == "tpu":
+        # bfloat16 on TPU (and CPU); float16 with loss scaling on GPU.
+        policy = "mixed_float16" if device == "gpu" else "mixed_bfloat16"
+        keras.config.set_dtype_policy(policy)
+
+    train_source = data.load_source(config.dataset, "train", config.data_dir)
+    eval_split = data.eval_split_name(config.dataset, config.data_dir)
+    eval_source = data.load_source(config.dataset, eval_split, config.data_dir)
+    image_size = recipe.image_size or constructor(config.model).default_size
+    recipe = recipe.override(image_size=image_size)
+    train_data = data.make_pipeline(
+        train_source,
+        image_size,
+        config.batch_size,
+        training=True,
+        seed=config.seed,
+        crop_area_range=(recipe.crop_area_min, 1.0),
+        randaugment_magnitude=recipe.randaugment_magnitude,
+        cache=config.cache,
+    )
+    eval_data = data.make_pipeline(
+        eval_source,
+        image_size,
+        config.batch_size,
+        training=False,
+        crop_fraction=config.crop_fraction,
+        cache=config.cache,
+    )
+    if train_source.num_examples < config.batch_size:
+        raise ValueError(
+            f"The training split has {train_source.num_examples} examples, fewer "
+            f"than one global batch. Received: --batch-size={config.batch_size}"
+        )
+    steps_per_epoch = config.steps_per_epoch or (
+        train_source.num_examples // config.batch_size
+    )
+    train_data = train_data.repeat()
+
+    is_chief, worker = _worker(strategy)
+    model_dir = config.model_dir
+    os.makedirs(model_dir, exist_ok=True)
+    backup = AtomicBackupAndRestore(
+        os.path.join(model_dir, "backup" if is_chief else f"backup-worker{worker}")
+    )
+    resumed_from = backup.resume_epoch()
+    if resumed_from:
+        print(f"Resuming from the backup of epoch {resumed_from}.", flush=True)
+
+    with strategy.scope():
+        model = build_model(
+            config.model,
+            train_source.num_classes,
+            image_size,
+            weights=config.weights,
+            recipe=recipe,
+            **config.model_options,
+        )
+        _configure_batch_norm(model, recipe.bn_momentum, config.sync_batch_norm)
+        optimizer = _optimizer(recipe, config.batch_size, steps_per_epoch, model)
+        compile_model(model, optimizer, recipe.label_smoothing, config.jit_compile)
+
+    callbacks = [backup, StopOnNonFiniteLoss()]
+    if recipe.ema_momentum > 0:
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    if is_chief:
+        callbacks += [
+            BestWeights(
+                os.path.join(model_dir, "best.weights.h5"),
+                "val_top1",
+                os.path.join(model_dir, "best.json"),
+            ),
+            keras.callbacks.CSVLogger(
+                os.path.join(model_dir, "training_log.csv"), append=True
+            ),
+            keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
+        ]
+    history = model.fit(
+        train_data,
+        epochs=recipe.epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=eval_data,
+        validation_steps=config.validation_steps,
+        callbacks=callbacks,
+        verbose=config.verbose,
+    )
+    # fit() has replaced the weights by their moving average (EMA).
+    results = model.evaluate(
+        eval_data, steps=config.validation_steps, verbose=0, return_dict=True
+    )
+    card = {
+        "model": config.model,
+        "parameters": model.count_params(),
+        "model_options": config.model_options,
+        "weights_start": config.weights,
+        "data": {
+            "train": train_source.description,
+            "train_examples": train_source.num_examples,
+            "eval": eval_source.description,
+            "eval_examples": eval_source.num_examples,
+            "class_names": train_source.class_names,
+            "image_size": image_size,
+            "crop_fraction": config.crop_fraction,
+            "input": "RGB 0-255 (the model includes its preprocessing)",
+        },
+        "recipe": {"name": config.recipe, **recipe.as_dict()},
+        "batch_size": config.batch_size,
+        "steps_per_epoch": steps_per_epoch,
+        "seed": config.seed,
+        "epochs_completed": recipe.epochs,
+        "resumed_from_epoch": resumed_from,
+        "metrics": {
+            "top1": round(100 * results["top1"], 2),
+            "top5": round(100 * results["top5"], 2),
+            "split": eval_split,
+            "weights": "final.weights.h5",
+            "measured_by": _evaluate_command(config, image_size, eval_split),
+        },
+        "last_epoch_logs": {
+            key: values[-1] for key, values in history.history.items() if values
+        },
+        "wall_time_seconds_this_run": round(time.time() - started, 1),
+        "hardware": _hardware(message),
+        "command": shlex.join(argv) if argv else None,
+    }
+    if is_chief:
+        save_model_weights(model, os.path.join(model_dir, "final.weights.h5"))
+        write_atomically(os.path.join(model_dir, "model.keras"), model.save)
+        write_json_atomically(os.path.join(model_dir, "model_card.json"), card)
+    print(
+        f"{config.model}: top-1 {card['metrics']['top1']}%, top-5 "
+        f"{card['metrics']['top5']}% on {eval_source.description}; wrote {model_dir}",
+        flush=True,
+    )
+    return card
+
+
+def _evaluate_command(config, image_size, split):
+    parts = [
+        "lambda-keras",
+        "evaluate",
+        "--model",
+        config.model,
+        "--weights",
+        os.path.join(config.model_dir, "final.weights.h5"),
+        "--dataset",
+        config.dataset,
+        "--split",
+        split,
+        "--image-size",
+        str(image_size),
+        "--crop-fraction",
+        str(config.crop_fraction),
+    ]
+    if config.data_dir:
+        parts += ["--data-dir", config.data_dir]
+    return shlex.join(parts)
+
+
+def evaluate(
+    model,
+    weights,
+    dataset,
+    split=None,
+    data_dir=None,
+    image_size=None,
+    batch_size=64,
+    crop_fraction=0.875,
+    steps=None,
+):
+    """Top-1 and top-5 accuracy of `weights` on one split of a dataset.
+
+    Args:
+        model: a constructor name.
+        weights: a weights file or the name of pretrained weights.
+        dataset: a folder of `split/class/image` files or a tfds name.
+        split: the split; defaults to the dataset's held-out split.
+        data_dir: tfds data directory.
+        image_size: input side; defaults to the model's default size.
+        batch_size: evaluation batch size.
+        crop_fraction: central crop's share of the resized shorter side.
+        steps: evaluate this many batches only.
+
+    Returns:
+        A dict: `top1`, `top5` (percent), `examples`, `split`.
+    """
+    constructor(model)
+    split = split or data.eval_split_name(dataset, data_dir)
+    source = data.load_source(dataset, split, data_dir)
+    image_size = image_size or constructor(model).default_size
+    network = build_model(model, source.num_classes, image_size, weights=weights)
+    compile_model(network)
+    pipeline = data.make_pipeline(
+        source, image_size, batch_size, training=False, crop_fraction=crop_fraction
+    )
+    results = network.evaluate(pipeline, steps=steps, verbose=0, return_dict=True)
+    examples = (
+        source.num_examples
+        if steps is None
+        else min(source.num_examples, steps * batch_size)
+    )
+    return {
+        "top1": round(100 * results["top1"], 2),
+        "top5": round(100 * results["top5"], 2),
+        "examples": examples,
+        "split": split,
+    }

@@ -1,0 +1,134 @@
+"""Tests of the resumable, kill-safe callbacks."""
+
+import json
+import os
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from lambda_keras.train.callbacks import AtomicBackupAndRestore
+from lambda_keras.train.callbacks import BestWeights
+from lambda_keras.train.callbacks import NonFiniteLossError
+from lambda_keras.train.callbacks import StopOnNonFiniteLoss
+from lambda_keras.train.callbacks import save_model_weights
+from lambda_keras.train.callbacks import write_atomically
+
+
+def _model():
+    keras.utils.set_random_seed(0)  # the same initial weights every time
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(2, name="dense")], name="tiny"
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="mse")
+    return model
+
+
+def _data(count=8, values=1.0):
+    x = np.full((count, 3), values, "float32")
+    return x, np.zeros((count, 2), "float32")
+
+
+def test_write_atomically_keeps_the_old_file_when_the_write_fails(tmp_path):
+    path = tmp_path / "state.json"
+    path.write_text("old")
+
+    def broken(temporary):
+        with open(temporary, "w") as f:
+            f.write("half")
+        raise KeyboardInterrupt  # killed mid-write
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(path, broken)
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["state.json"]  # no temporary file left
+
+
+def test_save_model_weights_leaves_the_optimizer_out(tmp_path):
+    model = _model()
+    model.fit(*_data(), epochs=1, verbose=0)
+    path = tmp_path / "w.weights.h5"
+    save_model_weights(model, path)
+    with h5py.File(path) as f:
+        assert "optimizer" not in f
+    fresh = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
+    fresh.load_weights(path)
+    for a, b in zip(fresh.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_backup_resumes_with_weights_and_optimizer_state(tmp_path):
+    backup_dir = tmp_path / "backup"
+    model = _model()
+    backup = AtomicBackupAndRestore(str(backup_dir))
+    model.fit(*_data(), epochs=2, batch_size=4, callbacks=[backup], verbose=0)
+    assert backup.resume_epoch() == 2
+    assert sorted(os.listdir(backup_dir)) == [
+        "epoch-2.weights.h5",  # the epoch-1 file was removed
+        "training_metadata.json",
+    ]
+    with open(backup_dir / "training_metadata.json") as f:
+        assert json.load(f) == {"epoch": 2, "weights": "epoch-2.weights.h5"}
+
+    resumed = _model()
+    history = resumed.fit(
+        *_data(),
+        epochs=3,
+        batch_size=4,
+        callbacks=[AtomicBackupAndRestore(str(backup_dir))],
+        verbose=0,
+    )
+    assert len(history.history["loss"]) == 1  # only epoch 3 was run
+    # The momentum slots were restored, not restarted from zero.
+    reference = _model()
+    reference.fit(*_data(), epochs=3, batch_size=4, shuffle=False, verbose=0)
+    for a, b in zip(resumed.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_stop_on_non_finite_loss_stops_before_the_epoch_ends(tmp_path):
+    model = _model()
+    backup = AtomicBackupAndRestore(str(tmp_path / "backup"))
+    model.fit(*_data(), epochs=1, batch_size=4, callbacks=[backup], verbose=0)
+    saved = model.get_weights()
+    x, y = _data(values=np.nan)
+    with pytest.raises(NonFiniteLossError, match="at batch 0 of epoch 1"):
+        model.fit(
+            x,
+            y,
+            epochs=3,
+            batch_size=4,
+            callbacks=[
+                AtomicBackupAndRestore(str(tmp_path / "backup")),
+                StopOnNonFiniteLoss(),
+            ],
+            verbose=0,
+        )
+    # The backup still holds the good epoch-1 weights.
+    restored = _model()
+    restored.build((None, 3))
+    restored.optimizer.build(restored.trainable_variables)
+    restored.load_weights(tmp_path / "backup" / "epoch-1.weights.h5")
+    for a, b in zip(restored.get_weights(), saved):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_best_weights_only_on_improvement(tmp_path):
+    model = _model()
+    best = BestWeights(
+        str(tmp_path / "best.weights.h5"), "val_top1", str(tmp_path / "best.json")
+    )
+    best.set_model(model)
+    best.on_epoch_end(0, {"val_top1": 0.5})
+    first = model.get_weights()
+    model.set_weights([w + 1 for w in first])
+    best.on_epoch_end(1, {"val_top1": 0.4})  # worse: not saved
+    with open(tmp_path / "best.json") as f:
+        assert json.load(f) == {"monitor": "val_top1", "value": 0.5, "epoch": 1}
+    fresh = _model()
+    fresh.load_weights(tmp_path / "best.weights.h5")
+    np.testing.assert_array_equal(fresh.get_weights()[0], first[0])
+    best.on_epoch_end(2, {"val_top1": 0.7})
+    fresh.load_weights(tmp_path / "best.weights.h5")
+    np.testing.assert_array_equal(fresh.get_weights()[0], first[0] + 1)
