@@ -99,14 +99,15 @@ def select_strategy(name="auto", tpu=None):
                     "TPUStrategy."
                 ),
             )
-    gpus = tf.config.list_logical_devices("GPU")
     if name == "multiworker":
         if "TF_CONFIG" not in os.environ:
             raise ValueError(
                 "--strategy multiworker reads the cluster from the TF_CONFIG "
                 "environment variable, which is not set. Received: TF_CONFIG=None"
             )
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        # Before anything lists devices: collectives are configured at startup.
+        strategy = _reduce_structures(tf.distribute.MultiWorkerMirroredStrategy())
+        gpus = tf.config.list_logical_devices("GPU")
         workers = len(json.loads(os.environ["TF_CONFIG"])["cluster"].get("worker", []))
         return (
             strategy,
@@ -116,6 +117,7 @@ def select_strategy(name="auto", tpu=None):
                 "replicas) with MultiWorkerMirroredStrategy."
             ),
         )
+    gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         devices = [d.name for d in gpus] or [
             d.name for d in tf.config.list_logical_devices("CPU")
@@ -135,6 +137,33 @@ def select_strategy(name="auto", tpu=None):
         return strategy, "cpu", "No TPU or GPU found: training on the CPU."
     kind = "gpu" if gpus else "cpu"
     return strategy, kind, f"Training on {device} with OneDeviceStrategy."
+
+
+def _reduce_structures(strategy):
+    """Makes `strategy.reduce` accept what Keras' `fit` gives it.
+
+    MultiWorkerMirroredStrategy reduces one tensor at a time, along `axis`,
+    while `fit` (Keras 3.15) passes it a whole `(images, labels)` batch
+    before training ("Attempt to convert a value (PerReplica ...)") and
+    then its scalar logs with `axis=0` ("Invalid reduction dimension 0").
+    The strategy is given a `reduce` that maps over the structure and
+    reduces scalars across the replicas only.
+    """
+    import tensorflow as tf
+
+    reduce = strategy.reduce
+
+    def reduce_one(reduce_op, value, axis):
+        values = getattr(value, "values", (value,))
+        if axis is not None and values[0].shape.rank == 0:
+            axis = None
+        return reduce(reduce_op, value, axis)
+
+    def reduce_each(reduce_op, value, axis):
+        return tf.nest.map_structure(lambda v: reduce_one(reduce_op, v, axis), value)
+
+    strategy.reduce = reduce_each
+    return strategy
 
 
 def _jax_distribution(name):

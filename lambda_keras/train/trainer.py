@@ -245,8 +245,9 @@ def train(config, argv=None):
     started = time.time()
     constructor(config.model)
     recipe = resolve_recipe(config)
-    keras.utils.set_random_seed(config.seed)
+    # First: multi-worker collectives must be set up before any TF op runs.
     strategy, device, message = select_strategy(config.strategy, config.tpu)
+    keras.utils.set_random_seed(config.seed)
     print(message, flush=True)
     replicas = strategy.num_replicas_in_sync
     if config.sync_batch_norm and keras.backend.backend() != "tensorflow":
