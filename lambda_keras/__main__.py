@@ -43,6 +43,12 @@ def main(argv=None):
     train_cli.add_evaluate_arguments(
         commands.add_parser("evaluate", help="top-1/top-5 of weights on a dataset")
     )
+    train_cli.add_package_arguments(
+        commands.add_parser(
+            "package-checkpoint",
+            help="register a trained run's weights in checkpoints/ (float16)",
+        )
+    )
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
 
@@ -52,6 +58,8 @@ def main(argv=None):
         return train_cli.run_train(args, argv[1:])
     if args.command == "evaluate":
         return train_cli.run_evaluate(args)
+    if args.command == "package-checkpoint":
+        return train_cli.run_package(args)
 
     if args.command in (None, "demo"):
         from lambda_keras.demo import run_demo

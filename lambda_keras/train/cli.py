@@ -75,6 +75,26 @@ def add_evaluate_arguments(parser):
     parser.add_argument("--json", help="also write the results to this file")
 
 
+def add_package_arguments(parser):
+    """Adds the arguments of `lambda-keras package-checkpoint` to `parser`."""
+    parser.add_argument("--model-dir", required=True, help="a finished run")
+    parser.add_argument("--name", required=True, help="unique checkpoint name")
+    parser.add_argument("--alias", required=True, help="short name for weights=")
+    parser.add_argument("--manifest", help="defaults to checkpoints/manifest.json")
+    parser.add_argument("--dtype", default="float16", choices=("float16", "float32"))
+
+
+def run_package(args):
+    """Runs `lambda-keras package-checkpoint`; returns the exit code."""
+    from lambda_keras.train.checkpoint import package_checkpoint
+
+    entry = package_checkpoint(
+        args.model_dir, args.name, args.alias, args.manifest, args.dtype
+    )
+    print(json.dumps(entry["metrics"]))
+    return 0
+
+
 def _model_options(pairs):
     options = {}
     for pair in pairs:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from quick_run import train_quick
 
 from lambda_keras.demo import SAMPLE_DIR
 
@@ -75,3 +76,11 @@ def folder_dataset(tmp_path_factory):
     else:
         _from_sample_images(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def trained(folder_dataset, tmp_path_factory):
+    """The model folder of a quick training run on `folder_dataset`."""
+    model_dir = tmp_path_factory.mktemp("run")
+    assert train_quick(folder_dataset, model_dir) == 0
+    return model_dir

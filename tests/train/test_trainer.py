@@ -9,32 +9,12 @@ import h5py
 import keras
 import numpy as np
 import pytest
+from quick_run import MODEL
+from quick_run import QUICK
+from quick_run import train_quick as _train
 
 from lambda_keras.__main__ import main
 from lambda_keras.train.trainer import evaluate
-
-MODEL = "LambdaResNet26Cifar"
-# A quick run: 32 px, 2 epochs of 2 steps, the paper350 recipe (RandAugment,
-# dropout, label smoothing, EMA) with a short EMA.
-QUICK = [
-    "--model", MODEL, "--image-size", "32", "--batch-size", "6", "--epochs", "2",
-    "--steps-per-epoch", "2", "--ema-momentum", "0.5", "--verbose", "0",
-]  # fmt: skip
-
-
-def _train(dataset, model_dir, *extra):
-    return main(
-        ["train", "--dataset", str(dataset), "--model-dir", str(model_dir)]
-        + QUICK
-        + list(extra)
-    )
-
-
-@pytest.fixture(scope="module")
-def trained(folder_dataset, tmp_path_factory):
-    model_dir = tmp_path_factory.mktemp("run")
-    assert _train(folder_dataset, model_dir) == 0
-    return model_dir
 
 
 def test_outputs(trained):
