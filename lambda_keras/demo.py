@@ -1,8 +1,11 @@
-"""Demo of the lambda layer on a real sample image (no download needed).
+"""Demo on real sample images (no download needed).
 
-Run with `python -m lambda_keras` (or `lambda-keras demo`). It embeds a
-sample Imagenette photograph with a random 1x1 projection, runs the lambda
-layer in its main configurations, times each and checks two of the paper's
+Run with `python -m lambda_keras` (or `lambda-keras demo`). It first
+classifies the three sample Imagenette photographs with our LambdaResNet
+trained on Imagenette (`LambdaResNet26Compact(weights="imagenette")`, a
+checkpoint shipped in `checkpoints/`). It then embeds a sample photograph
+with a random 1x1 projection, runs the lambda layer in its main
+configurations, times each and checks two of the paper's
 claims on the spot: the einsum and lambda-convolution implementations agree,
 and a causal layer ignores later positions. It then runs the photograph
 through a LambdaResNet50 (random weights: the paper's models have no public
@@ -17,9 +20,12 @@ import keras
 import numpy as np
 from keras import ops
 
+from lambda_keras.applications import LambdaResNet26Compact
 from lambda_keras.applications import LambdaResNet50
 from lambda_keras.applications import preprocess_input
+from lambda_keras.applications import timm_preprocess
 from lambda_keras.applications.flops import count_multiply_adds
+from lambda_keras.applications.imagenet import imagenet_label
 from lambda_keras.layers import LambdaLayer
 
 SAMPLE_DIR = pathlib.Path(__file__).parent / "sample_images"
@@ -34,6 +40,48 @@ def load_image(path, size):
     """A (1, size, size, 3) float32 array in [0, 1]."""
     image = keras.utils.load_img(path, target_size=(size, size))
     return keras.utils.img_to_array(image)[None] / 255.0
+
+
+def classify_samples(print_fn=print):
+    """Classifies the sample photographs with the shipped Imagenette model.
+
+    Args:
+        print_fn: where the report lines go.
+
+    Returns:
+        A list of dicts: `image`, `label` (top-1 class name), `probability`.
+    """
+    from lambda_keras.weights import find_checkpoint
+
+    entry = find_checkpoint("imagenette", architecture="LambdaResNet26Compact")
+    size = entry["input_size"][0]
+    preprocessing = entry["preprocessing"]
+    model = LambdaResNet26Compact(weights="imagenette", input_shape=(size, size, 3))
+    images = np.stack(
+        [
+            timm_preprocess(
+                path,
+                input_size=size,
+                crop_fraction=preprocessing["crop_fraction"],
+                interpolation=preprocessing["resize"],
+            )
+            for path in sample_images()
+        ]
+    )
+    probabilities = model.predict(images, verbose=0)
+    print_fn(
+        f"LambdaResNet26Compact(weights='imagenette') at {size}x{size} "
+        f"({entry['metrics']['top1']}% top-1 on Imagenette val):"
+    )
+    results = []
+    for path, row in zip(sample_images(), probabilities):
+        best = int(np.argmax(row))
+        label = imagenet_label(entry["class_names"][best])
+        results.append(
+            {"image": path.name, "label": label, "probability": float(row[best])}
+        )
+        print_fn(f"  {path.name:14s} -> {label} ({100 * row[best]:.1f}%)")
+    return results
 
 
 def _timed(layer, inputs, repeats=3):
@@ -58,6 +106,7 @@ def run_demo(
         print_fn: where the report lines go.
     """
     keras.utils.set_random_seed(seed)
+    classified = classify_samples(print_fn)
     image_path = pathlib.Path(image_path or sample_images()[-1])
     image = load_image(image_path, size)
     features = keras.layers.Dense(channels, use_bias=False)(image)
@@ -131,6 +180,7 @@ def run_demo(
         f"forward {1000 * seconds:.0f} ms, output {tuple(probabilities.shape)}"
     )
     return {
+        "classified": classified,
         "image": image_path.name,
         "lambda_resnet50": {
             "image_size": model_size,

@@ -74,6 +74,18 @@ def class_names():
     return [label for _, label in _class_index()]
 
 
+def imagenet_label(wnid):
+    """The ImageNet-1k label of a WordNet id, e.g. "n01440764" -> "tench".
+
+    Raises:
+        ValueError: for an id that is not one of the 1000 classes.
+    """
+    for class_wnid, label in _class_index():
+        if class_wnid == wnid:
+            return label
+    raise ValueError(f"Not an ImageNet-1k WordNet id. Received: wnid={wnid!r}")
+
+
 def preprocess_input(x, data_format=None):
     """Preprocesses a batch of RGB images for an ImageNet model.
 

@@ -302,9 +302,15 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
         if dropout_rate:
             x = layers.Dropout(dropout_rate, name="top_dropout")(x)
         imagenet_utils.validate_activation(classifier_activation, weights)
-        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(
-            x
-        )
+        # Under a mixed policy the classifier still computes in float32, so
+        # its softmax and the losses and metrics that read it stay exact.
+        mixed = keras.config.dtype_policy().compute_dtype != "float32"
+        x = layers.Dense(
+            classes,
+            activation=classifier_activation,
+            dtype="float32" if mixed else None,
+            name="predictions",
+        )(x)
     elif pooling == "avg":
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":

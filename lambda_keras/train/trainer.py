@@ -260,11 +260,19 @@ def train(config, argv=None):
             f"The global batch size must be divisible by the {replicas} replicas "
             f"of the strategy. Received: --batch-size={config.batch_size}"
         )
+    previous_policy = keras.config.dtype_policy()
     if config.mixed_precision or device == "tpu":
         # bfloat16 on TPU (and CPU); float16 with loss scaling on GPU.
         policy = "mixed_float16" if device == "gpu" else "mixed_bfloat16"
         keras.config.set_dtype_policy(policy)
+    try:
+        return _train(config, argv, recipe, strategy, message, started)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
 
+
+def _train(config, argv, recipe, strategy, message, started):
+    """The body of `train` once the strategy and dtype policy are set."""
     train_source = data.load_source(config.dataset, "train", config.data_dir)
     eval_split = data.eval_split_name(config.dataset, config.data_dir)
     eval_source = data.load_source(config.dataset, eval_split, config.data_dir)

@@ -123,6 +123,18 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     assert (tmp_path / "best.weights.h5").read_bytes() == best
 
 
+def test_mixed_precision(folder_dataset, tmp_path):
+    assert _train(folder_dataset, tmp_path, "--mixed-precision", "--epochs", "1") == 0
+    card = json.loads((tmp_path / "model_card.json").read_text())
+    assert card["hardware"]["dtype_policy"] == "mixed_bfloat16"  # bf16 on CPU
+    assert math.isfinite(card["last_epoch_logs"]["loss"])
+    # The run does not leave its policy behind for the rest of the process.
+    assert keras.config.dtype_policy().name == "float32"
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    assert model.get_layer("predictions").compute_dtype == "float32"
+    assert model.get_layer("c5_block1_lambda").compute_dtype == "bfloat16"
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
