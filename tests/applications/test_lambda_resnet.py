@@ -256,6 +256,9 @@ def test_one_training_step_under_mixed_bfloat16():
         (dict(architecture="resnext"), "architecture='resnext'"),
         (dict(include_top=False, pooling="mean"), "pooling='mean'"),
         (dict(heads=3), "heads=3"),
+        (dict(width_multiplier=0), "width_multiplier=0"),
+        (dict(width_multiplier="half"), "width_multiplier='half'"),
+        (dict(stem="patchify"), "stem='patchify'"),
     ],
 )
 def test_invalid_arguments_raise_clear_errors(kwargs, message):
