@@ -188,7 +188,7 @@ def test_kill_during_epoch_2_then_rerun_resumes(folder_dataset, tmp_path):
 
 
 @pytest.mark.slow
-def test_jax_backend(folder_dataset, tmp_path):
+def test_jax_backend_data_parallel(folder_dataset, tmp_path):
     result = subprocess.run(
         [
             sys.executable,
@@ -206,13 +206,18 @@ def test_jax_backend(folder_dataset, tmp_path):
             "--steps-per-epoch",
             "2",
         ],  # fmt: skip
-        env=_env(KERAS_BACKEND="jax"),
+        # Two host devices: the run is data-parallel over them.
+        env=_env(
+            KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2"
+        ),
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "with the jax backend" in result.stdout
+    assert "Training on 2 devices with keras.distribution.DataParallel." in (
+        result.stdout
+    )
     card = json.loads((tmp_path / "model_card.json").read_text())
     assert card["hardware"]["backend"] == "jax"
     assert len(_losses(tmp_path)) == 1
