@@ -266,12 +266,12 @@ def train(config, argv=None):
         policy = "mixed_float16" if device == "gpu" else "mixed_bfloat16"
         keras.config.set_dtype_policy(policy)
     try:
-        return _train(config, argv, recipe, strategy, message, started)
+        return _train(config, argv, recipe, strategy, device, message, started)
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
 
-def _train(config, argv, recipe, strategy, message, started):
+def _train(config, argv, recipe, strategy, device, message, started):
     """The body of `train` once the strategy and dtype policy are set."""
     train_source = data.load_source(config.dataset, "train", config.data_dir)
     eval_split = data.eval_split_name(config.dataset, config.data_dir)
@@ -295,6 +295,8 @@ def _train(config, argv, recipe, strategy, message, started):
         training=False,
         crop_fraction=config.crop_fraction,
         cache=config.cache,
+        # TPUs need static shapes: the last, partial batch is left out there.
+        drop_remainder=device == "tpu",
     )
     if train_source.num_examples < config.batch_size:
         raise ValueError(
