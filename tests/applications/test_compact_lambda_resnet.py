@@ -1,12 +1,21 @@
 """Tests of the compact LambdaResNet-26s (width multiplier, small-image
 stem) and of our own checkpoints shipped in checkpoints/."""
 
+import tarfile
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from lambda_keras import LambdaResNet26Cifar
 from lambda_keras import LambdaResNet26Compact
 from lambda_keras.applications import LambdaResNet
+from lambda_keras.applications import timm_preprocess
 from lambda_keras.applications.flops import count_multiply_adds
+from lambda_keras.demo import sample_images
+from lambda_keras.train.trainer import build_model
+from lambda_keras.train.trainer import evaluate
+from lambda_keras.weights import find_checkpoint
 
 
 def _filters(model, name):
@@ -42,3 +51,88 @@ def test_compact_models():
     assert compact.count_params() - cifar.count_params() == pytest.approx(
         11_712, abs=1
     )  # the two extra stem convolutions and their batch norms
+
+
+# --- Our checkpoints (checkpoints/imagenette, checkpoints/cifar10) ------------
+
+SAMPLE_CLASSES = {"church": "n03028079", "parachute": "n03888257", "tench": "n01440764"}
+CIFAR_SAMPLES = Path(__file__).resolve().parents[1] / "data" / "cifar10"
+SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+
+
+def test_imagenette_checkpoint_classifies_the_sample_photos():
+    entry = find_checkpoint("imagenette", architecture="LambdaResNet26Compact")
+    size = entry["input_size"][0]
+    model = LambdaResNet26Compact(weights="imagenette", input_shape=(size, size, 3))
+    images = np.stack(
+        [
+            timm_preprocess(
+                path, size, entry["preprocessing"]["crop_fraction"], "bilinear"
+            )
+            for path in sample_images()
+        ]
+    )
+    predicted = model.predict(images, verbose=0).argmax(axis=1)
+    expected = [SAMPLE_CLASSES[path.stem] for path in sample_images()]
+    assert [entry["class_names"][i] for i in predicted] == expected
+
+
+def test_cifar10_checkpoint_on_committed_test_images():
+    # Two CIFAR-10 test images per class (the first two of each class
+    # folder), committed under tests/data: far above the 10% of chance.
+    results = evaluate(
+        "LambdaResNet26Cifar",
+        "cifar10",
+        str(CIFAR_SAMPLES),
+        split="test",
+        image_size=32,
+        crop_fraction=1.0,
+    )
+    assert results["examples"] == 20
+    assert results["top1"] >= 60.0
+
+
+def _unpack(archive, target):
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "architecture, alias, archive",
+    [
+        ("LambdaResNet26Compact", "imagenette", "imagenette2-224.tar"),
+        ("LambdaResNet26Cifar", "cifar10", "cifar10.tar.gz"),
+    ],
+)
+def test_checkpoint_accuracy_is_the_manifest_figure(
+    architecture, alias, archive, tmp_path
+):
+    if not (SHARED_DATA / archive).is_file():
+        pytest.skip(f"needs the dataset archive ../shared/data/{archive}")
+    entry = find_checkpoint(alias, architecture=architecture)
+    root = _unpack(SHARED_DATA / archive, tmp_path)
+    results = evaluate(
+        architecture,
+        alias,
+        str(root),
+        split=entry["metrics"]["split"],
+        image_size=entry["input_size"][0],
+        crop_fraction=entry["preprocessing"]["crop_fraction"],
+    )
+    assert results["examples"] == entry["metrics"]["examples"]
+    assert results["top1"] == pytest.approx(entry["metrics"]["top1"], abs=0.01)
+    assert results["top5"] == pytest.approx(entry["metrics"]["top5"], abs=0.01)
+
+
+def test_fine_tuning_model_keeps_the_backbone_and_replaces_the_classifier():
+    pretrained = LambdaResNet26Compact(weights="imagenette", include_preprocessing=True)
+    model = build_model("LambdaResNet26Compact", 3, 64, weights="imagenette")
+    assert model.output_shape == (None, 3)
+    for name in ("stem_conv1", "c4_block2_lambda", "c5_block2_conv3"):
+        for a, b in zip(
+            model.get_layer(name).get_weights(),
+            pretrained.get_layer(name).get_weights(),
+        ):
+            np.testing.assert_array_equal(a, b)
