@@ -38,12 +38,14 @@ class ServingMetadata:
     entry: dict = None
 
 
-def registered_entry(architecture, weights):
+def registered_entry(architecture, weights, manifest=None):
     """The manifest entry of `weights` for `architecture`, or None.
 
     Args:
         architecture: constructor name, e.g. "LambdaResNet26Compact".
         weights: None, a path to a weights file, or a registered name/alias.
+        manifest: entries or a manifest path (see `find_checkpoint`); None
+            for the repository's.
 
     Returns:
         The entry (a dict) when `weights` is a registered name or alias,
@@ -55,7 +57,7 @@ def registered_entry(architecture, weights):
     """
     if weights is None or os.path.exists(str(weights)):
         return None
-    return find_checkpoint(str(weights), architecture=architecture)
+    return find_checkpoint(str(weights), architecture=architecture, manifest=manifest)
 
 
 def class_names_from_entry(entry):
@@ -87,6 +89,7 @@ def resolve_metadata(
     input_size=None,
     crop_fraction=None,
     resize=None,
+    manifest=None,
 ):
     """Class names and preprocessing for a model built with `weights`.
 
@@ -100,11 +103,16 @@ def resolve_metadata(
         input_size: overrides the input side.
         crop_fraction: overrides the crop fraction.
         resize: overrides the resize method.
+        manifest: entries or a manifest path; None for the repository's.
 
     Returns:
         A `ServingMetadata`.
+
+    Raises:
+        ValueError: unknown weights (the message lists the registered
+            ones), or `class_names` of the wrong length.
     """
-    entry = registered_entry(architecture, weights)
+    entry = registered_entry(architecture, weights, manifest)
     if entry is not None:
         preprocessing = ServingPreprocessing.from_manifest(
             entry["preprocessing"], entry["input_size"]
