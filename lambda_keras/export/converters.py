@@ -75,12 +75,11 @@ def export_tflite(model, path, *, quantize=None, preprocessing=None):
             f"`quantize` must be one of {TFLITE_QUANTIZATIONS}. "
             f"Received: quantize={quantize!r}"
         )
-    endpoints, function = numeric_function(model, preprocessing=preprocessing)
+    _, function = numeric_function(model, preprocessing=preprocessing)
     # As Keras' own TFLite export: through a SavedModel, whose loader
     # freezes the Keras variables and keeps the output names.
     with tempfile.TemporaryDirectory() as saved_model:
         archive = keras.export.ExportArchive()
-        archive.track(endpoints.network)
         archive.add_endpoint("serving_default", function)
         archive.write_out(saved_model, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)

@@ -93,7 +93,10 @@ def export_saved_model(
         )
     base.mkdir(parents=True, exist_ok=True)
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    # No `archive.track(model)`: add_endpoint already saves the variables
+    # the signatures use, and tracking the model would store every weight a
+    # second time (as the Keras variables besides their tf.Variables),
+    # doubling the size of variables/.
     for name, (function, signature) in endpoints.signatures.items():
         archive.add_endpoint(name, function, input_signature=signature)
     staging = tempfile.mkdtemp(prefix=f".{version}.partial-", dir=base)

@@ -84,6 +84,9 @@ def test_tf_serving_layout(tmp_path):
     assert path == str(base / "3")
     assert (base / "3" / "saved_model.pb").is_file()
     assert (base / "3" / "variables" / "variables.index").is_file()
+    # Each weight is stored once (float32), not also as a Keras variable.
+    [data] = (base / "3" / "variables").glob("variables.data-*")
+    assert 1.0 <= data.stat().st_size / (4 * model.count_params()) < 1.02
     assert sorted(os.listdir(base)) == ["3"]  # no staging folder left over
     export_saved_model(model, base, 12)
     # TF Serving serves the highest version; so does saved_model_version_dir.
