@@ -2,9 +2,11 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -140,8 +142,13 @@ def test_reload_parity_in_a_fresh_process_without_lambda_keras(
 @pytest.mark.slow
 def test_saved_model_cli_lists_the_signatures(compact_export):
     _, base = compact_export
+    # The command TensorFlow installs beside the interpreter running the tests.
+    command = Path(sys.executable).with_name("saved_model_cli")
+    if not command.is_file():
+        command = shutil.which("saved_model_cli")
+    assert command, "saved_model_cli (installed with tensorflow) is missing"
     result = subprocess.run(
-        ["saved_model_cli", "show", "--dir", str(base / "1"), "--all"],
+        [str(command), "show", "--dir", str(base / "1"), "--all"],
         capture_output=True,
         text=True,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
