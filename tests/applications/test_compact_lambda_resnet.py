@@ -1,7 +1,6 @@
 """Tests of the compact LambdaResNet-26s (width multiplier, small-image
 stem) and of our own checkpoints shipped in checkpoints/."""
 
-
 import pytest
 
 from lambda_keras import LambdaResNet26Cifar
