@@ -40,6 +40,10 @@ setup(
             # timm's own dependencies (timm itself: tests/requirements-timm.txt).
             "huggingface_hub",
             "pyyaml",
+            # The export tests: ONNX conversion and onnxruntime parity.
+            "tf2onnx>=1.16",
+            "onnx",
+            "onnxruntime",
         ],
     },
     entry_points={"console_scripts": ["lambda-keras=lambda_keras.__main__:main"]},

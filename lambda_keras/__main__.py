@@ -49,6 +49,20 @@ def main(argv=None):
             help="register a trained run's weights in checkpoints/ (float16)",
         )
     )
+    from lambda_keras.export import cli as export_cli
+
+    export_cli.add_export_arguments(
+        commands.add_parser(
+            "export",
+            help="export a model for serving: SavedModel (TF Serving), TFLite, ONNX",
+        )
+    )
+    export_cli.add_predict_arguments(
+        commands.add_parser(
+            "predict",
+            help="top-5 classes of image files, by a SavedModel or a model",
+        )
+    )
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
 
@@ -60,6 +74,10 @@ def main(argv=None):
         return train_cli.run_evaluate(args)
     if args.command == "package-checkpoint":
         return train_cli.run_package(args)
+    if args.command == "export":
+        return export_cli.run_export(args)
+    if args.command == "predict":
+        return export_cli.run_predict(args)
 
     if args.command in (None, "demo"):
         from lambda_keras.demo import run_demo

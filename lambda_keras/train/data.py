@@ -247,7 +247,7 @@ def random_resized_crop(image, size, seed, area_range=(0.08, 1.0)):
     return tf.clip_by_value(image, 0.0, 255.0)
 
 
-def center_crop(image, size, crop_fraction):
+def center_crop(image, size, crop_fraction, method="bilinear"):
     """Resizes the shorter side to `size / crop_fraction` and crops the
     central `size` x `size` (the standard evaluation transform).
 
@@ -255,6 +255,8 @@ def center_crop(image, size, crop_fraction):
         image: uint8 (height, width, 3).
         size: output side.
         crop_fraction: the crop's share of the resized shorter side.
+        method: the (antialiased) resize, "bilinear" (our checkpoints) or
+            "bicubic" (a manifest entry's `preprocessing["resize"]`).
 
     Returns:
         float32 (size, size, 3) in 0-255.
@@ -263,7 +265,7 @@ def center_crop(image, size, crop_fraction):
     scale = tf.math.ceil(size / crop_fraction) / tf.reduce_min(shape)
     resized = tf.cast(tf.math.round(shape * scale), tf.int32)
     resized = tf.maximum(resized, size)
-    image = tf.image.resize(image, resized, method="bilinear", antialias=True)
+    image = tf.image.resize(image, resized, method=method, antialias=True)
     top = (resized[0] - size) // 2
     left = (resized[1] - size) // 2
     image = image[top : top + size, left : left + size]

@@ -1,0 +1,101 @@
+"""Models and images for the export tests (fixtures: conftest.py).
+
+The models have random weights with their BatchNorm statistics and scales
+spread and a classifier scaled to the sample photographs (`spread_weights`):
+a freshly initialised LambdaResNet zeroes every residual branch (gamma = 0
+in each block's last BatchNorm) and gives near uniform probabilities, and
+unscaled random weights give saturated ones; either would make the parity
+checks too easy.
+"""
+
+import io
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from lambda_keras.applications import LambdaResNet
+from lambda_keras.applications import LambdaResNet26Compact
+from lambda_keras.applications import preprocess_input
+from lambda_keras.demo import sample_images
+from lambda_keras.export import ServingPreprocessing
+from lambda_keras.train.data import center_crop
+
+# The sample photographs' classes, in the order of sample_images().
+CLASS_NAMES = ("church", "parachute", "tench")
+SIZE = 64
+PREPROCESSING = ServingPreprocessing(input_size=SIZE, crop_fraction=0.875)
+
+
+def spread_weights(model, seed=0):
+    """Random BatchNorm scales, offsets and statistics, and a classifier
+    whose logits have a standard deviation of 1 over the sample photographs
+    (in place)."""
+    rng = np.random.default_rng(seed)
+    for variable in model.variables:
+        name = variable.path.split("/")[-1]
+        shape = tuple(variable.shape)
+        if name == "gamma":
+            variable.assign(rng.uniform(0.5, 1.5, shape))
+        elif name in ("beta", "moving_mean"):
+            variable.assign(rng.normal(0.0, 0.1, shape))
+        elif name == "moving_variance":
+            variable.assign(rng.uniform(0.5, 1.5, shape))
+    layer_names = [layer.name for layer in model.layers]
+    if "predictions" not in layer_names:
+        return model
+    size = model.input_shape[1] or SIZE
+    photos = [path.read_bytes() for path in sample_images()]
+    images = keras_inputs(photos, ServingPreprocessing(size))
+    if not any(name == "normalization" for name in layer_names):
+        images = preprocess_input(images)
+    features = keras.Model(model.input, model.get_layer("avg_pool").output)
+    features = features.predict(images, verbose=0)
+    classifier = model.get_layer("predictions")
+    kernel = rng.normal(0.0, 1.0, tuple(classifier.kernel.shape))
+    logits = (features - features.mean(0)) @ kernel
+    kernel /= max(logits.std(), 1e-6)
+    classifier.kernel.assign(kernel)
+    classifier.bias.assign(-features.mean(0) @ kernel)
+    return model
+
+
+def compact_model(seed=0, **kwargs):
+    """LambdaResNet26Compact, 3 classes, 64 px, preprocessing included."""
+    options = dict(weights=None, classes=3, include_preprocessing=True)
+    keras.utils.set_random_seed(seed)
+    return spread_weights(LambdaResNet26Compact(**{**options, **kwargs}), seed)
+
+
+def small_model(size=SIZE, seed=0, **kwargs):
+    """A one-block-per-stage LambdaResNet at a quarter width (fast)."""
+    options = dict(
+        input_shape=(size, size, 3),
+        classes=3,
+        width_multiplier=0.25,
+        include_preprocessing=True,
+    )
+    keras.utils.set_random_seed(seed)
+    return spread_weights(LambdaResNet((1, 1, 1, 1), **{**options, **kwargs}), seed)
+
+
+def keras_inputs(encoded, preprocessing=PREPROCESSING):
+    """What the serving signature should feed the model: decode + centre crop
+    by `lambda_keras.train.data.center_crop`, one image at a time."""
+    return np.stack(
+        [
+            center_crop(
+                tf.io.decode_image(data, channels=3, expand_animations=False),
+                preprocessing.input_size,
+                preprocessing.crop_fraction,
+                method=preprocessing.resize,
+            ).numpy()
+            for data in encoded
+        ]
+    )
+
+
+def encode(image, format, **options):
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
