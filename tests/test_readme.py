@@ -20,6 +20,8 @@ def test_readme_python_example_runs():
     assert len([w for w in model.weights if "table" in w.path]) == 1
     assert len(namespace["top5"][0]) == 5
     assert namespace["features"].output_shape == (None, 2048)
+    # Our Imagenette checkpoint names the three sample photographs.
+    assert namespace["labels"] == ["church", "parachute", "tench"]
 
 
 def test_readme_quick_start_is_the_ci_command():
