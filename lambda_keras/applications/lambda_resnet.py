@@ -304,7 +304,8 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
         imagenet_utils.validate_activation(classifier_activation, weights)
         # Under a mixed policy the classifier still computes in float32, so
         # its softmax and the losses and metrics that read it stay exact.
-        mixed = keras.config.dtype_policy().compute_dtype != "float32"
+        policy = keras.config.dtype_policy()
+        mixed = policy.compute_dtype in ("float16", "bfloat16")
         x = layers.Dense(
             classes,
             activation=classifier_activation,
