@@ -1,0 +1,1 @@
+"""Benchmarks of lambda_keras; run from the repository root as modules."""

@@ -1,0 +1,153 @@
+"""What every benchmark shares: machine record, timing, workers, output.
+
+Benchmarks run from the repository root as modules (`python -m
+benchmarks.NAME`). Timings are medians of repeated calls after warm-up, and
+contenders that are compared are timed alternately, round by round, so that
+the load of a shared machine falls on all of them alike. Peak memory is
+measured in a fresh worker process (see `run_worker`).
+"""
+
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+REPOSITORY = Path(__file__).parent.parent
+PACKAGES = ("keras", "tensorflow-cpu", "tensorflow", "jax", "jaxlib", "torch", "timm")
+
+
+def machine_info():
+    """Platform, CPU count, threads and package versions of this run."""
+    versions = {}
+    for package in PACKAGES + ("lambda-networks",):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "platform": platform.platform(),
+        "processor": _cpu_model(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "versions": versions,
+    }
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def interleaved_medians(contenders, repeats=10, warmup=2):
+    """Median seconds per call of each contender, timed alternately.
+
+    Args:
+        contenders: dict of name -> callable that runs one call to
+            completion (results fetched to the host).
+        repeats: timed rounds; each round calls every contender once.
+        warmup: untimed rounds first (tracing, compilation, caches).
+
+    Returns:
+        dict of name -> median seconds.
+    """
+    for _ in range(warmup):
+        for run in contenders.values():
+            run()
+    timings = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, run in contenders.items():
+            start = time.perf_counter()
+            run()
+            timings[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in timings.items()}
+
+
+def rss_bytes(pid="self"):
+    """Resident set size of a process, from /proc."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def run_worker(module, arguments, memory_cap_gib=20.0, environment=None):
+    """Runs `python -m module arguments` and returns its last line as JSON.
+
+    The worker prints one JSON object as its last line. A worker whose
+    resident memory grows past `memory_cap_gib` is stopped.
+
+    Returns:
+        The worker's dict with "status": "ok", or {"status": "out of memory"
+        | "error", ...} with the reason.
+    """
+    command = [sys.executable, "-m", module, *arguments]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(environment or {}))
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPOSITORY,
+        env=env,
+    )
+    peak, cap = 0, memory_cap_gib * 2**30
+    while process.poll() is None:
+        try:
+            peak = max(peak, rss_bytes(process.pid))
+        except (FileNotFoundError, ProcessLookupError):
+            break
+        if peak > cap:
+            process.kill()
+            process.wait()
+            return {"status": "out of memory", "peak_bytes": peak}
+        time.sleep(0.05)
+    stdout, stderr = process.communicate()
+    if process.returncode != 0:
+        allocation_failure = any(
+            marker in stderr for marker in ("ResourceExhausted", "OOM", "bad_alloc")
+        )
+        out_of_memory = process.returncode in (-9, 137) or allocation_failure
+        return {
+            "status": "out of memory" if out_of_memory else "error",
+            "returncode": process.returncode,
+            "detail": (stderr.strip().splitlines() or [""])[-1],
+        }
+    result = json.loads(stdout.strip().splitlines()[-1])
+    result["status"] = "ok"
+    return result
+
+
+def write_report(name, report):
+    """Writes benchmarks/results/NAME.json with the machine record added."""
+    report = {
+        "benchmark": name,
+        "command": f"python -m benchmarks.{name} " + " ".join(sys.argv[1:]),
+        "machine": machine_info(),
+        **report,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote {path.relative_to(REPOSITORY)}")
+    return path
+
+
+def markdown_table(headers, rows):
+    """A Markdown table as a string."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
