@@ -7,6 +7,7 @@ from lambda_keras.ops.lambda_interaction import content_lambda
 from lambda_keras.ops.lambda_interaction import lambda_convolution
 from lambda_keras.ops.lambda_interaction import lambda_interaction
 from lambda_keras.ops.lambda_interaction import normalize_keys
+from lambda_keras.ops.lambda_interaction import position_contraction_order
 from lambda_keras.ops.lambda_interaction import position_lambda
 from lambda_keras.ops.relative_positions import causal_kernel_mask
 from lambda_keras.ops.relative_positions import causal_mask
@@ -22,6 +23,7 @@ __all__ = [
     "lambda_convolution",
     "lambda_interaction",
     "normalize_keys",
+    "position_contraction_order",
     "position_lambda",
     "relative_position_embeddings",
 ]

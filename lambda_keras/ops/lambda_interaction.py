@@ -174,12 +174,45 @@ def add_lambdas(first, second):
     return first + second
 
 
+def position_contraction_order(queries_shape, embeddings_shape, values_shape):
+    """Which order `lambda_interaction` contracts the position term in.
+
+    `y^p_n = (sum_m E_nm V_m^T) q_n` can be computed lambdas first, as the
+    paper writes it (position lambdas (b, n, k, v), Eq. 4), or queries
+    first (`w_nm = q_n E_nm`, (b, n, h, m, u), then `sum_m w_nm V_m`). The
+    two are equal; queries first holds fewer numbers when
+    `|h| |m| |u| < |k| |v|` (small feature maps such as the c4 and c5 stages
+    of a LambdaResNet) and then also needs fewer multiply-adds
+    (`|h| (|k| + |v|) < |k| |v|` for the paper's settings). Otherwise, and
+    whenever a size is unknown, the lambdas come first, which keeps the
+    memory of the position term at the paper's Theta(bnkv).
+
+    Args:
+        queries_shape: (b, n, h, k).
+        embeddings_shape: (n, m, k, u).
+        values_shape: (b, m, v, u).
+
+    Returns:
+        "queries_first" or "lambdas_first".
+    """
+    heads, dim_k = queries_shape[2], queries_shape[3]
+    context, dim_u = embeddings_shape[1], embeddings_shape[3]
+    dim_v = values_shape[2]
+    sizes = (heads, dim_k, context, dim_u, dim_v)
+    if all(isinstance(size, int) for size in sizes):
+        if heads * context * dim_u < dim_k * dim_v:
+            return "queries_first"
+    return "lambdas_first"
+
+
 def lambda_interaction(
     queries, keys, values, embeddings=None, mask=None, key_denominators=None
 ):
     """The multi-query lambda interaction of Eq. 4 (Eq. 5 with a mask).
 
-    Computes `y_n = (lambda^c_n + lambda^p_n) q^h_n` for every head h.
+    Computes `y_n = (lambda^c_n + lambda^p_n) q^h_n` for every head h. The
+    position term is contracted in the order `position_contraction_order`
+    picks; the result is the same.
 
     Args:
         queries: (b, n, h, k).
@@ -202,10 +235,26 @@ def lambda_interaction(
             "(position lambdas) must be given. Received: keys=None, "
             "embeddings=None"
         )
+    queries, values = ops.convert_to_tensor(queries), ops.convert_to_tensor(values)
     lambdas = None
     if keys is not None:
         lambdas = content_lambda(keys, values, mask, key_denominators)
-    if embeddings is not None:
+    if embeddings is None:
+        return apply_lambda(queries, lambdas)
+    embeddings = ops.convert_to_tensor(embeddings)
+    order = position_contraction_order(queries.shape, embeddings.shape, values.shape)
+    if order == "lambdas_first":
         positional = position_lambda(embeddings, values, mask)
         lambdas = positional if lambdas is None else add_lambdas(lambdas, positional)
-    return apply_lambda(queries, lambdas)
+        return apply_lambda(queries, lambdas)
+    if mask is not None:
+        embeddings = embeddings * ops.cast(mask, embeddings.dtype)[:, :, None, None]
+    if embeddings.shape[-1] == 1:
+        weights = ops.einsum("bnhk,nmk->bnhm", queries, embeddings[..., 0])
+        positional = ops.einsum("bnhm,bmv->bnhv", weights, values[..., 0])
+    else:
+        weights = ops.einsum("bnhk,nmku->bnhmu", queries, embeddings)
+        positional = ops.einsum("bnhmu,bmvu->bnhv", weights, values)
+    if lambdas is None:
+        return positional
+    return apply_lambda(queries, lambdas) + positional

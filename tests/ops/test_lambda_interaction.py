@@ -11,6 +11,7 @@ from lambda_keras.ops import content_lambda
 from lambda_keras.ops import lambda_convolution
 from lambda_keras.ops import lambda_interaction
 from lambda_keras.ops import normalize_keys
+from lambda_keras.ops import position_contraction_order
 from lambda_keras.ops import position_lambda
 from lambda_keras.ops import relative_position_embeddings
 
@@ -33,11 +34,12 @@ def random_mask(length):
     return mask
 
 
+@pytest.mark.parametrize("dim_v, order", [(5, "lambdas_first"), (40, "queries_first")])
 @pytest.mark.parametrize("dim_u", [1, 3])
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("parts", ["both", "content", "position"])
-def test_lambda_interaction_matches_reference(dim_u, masked, parts):
-    batch, length, heads, dim_k, dim_v = 2, 10, 3, 4, 5
+def test_lambda_interaction_matches_reference(dim_u, masked, parts, dim_v, order):
+    batch, length, heads, dim_k = 2, 10, 3, 4
     queries = random(batch, length, heads, dim_k)
     keys = normalized_keys(batch, length, dim_k, dim_u)
     values = random(batch, length, dim_v, dim_u)
@@ -45,6 +47,12 @@ def test_lambda_interaction_matches_reference(dim_u, masked, parts):
     mask = random_mask(length) if masked else None
     keys = None if parts == "position" else keys
     embeddings = None if parts == "content" else embeddings
+    assert (
+        position_contraction_order(
+            queries.shape, (length,) * 2 + (dim_k, dim_u), values.shape
+        )
+        == order
+    )
 
     outputs = lambda_interaction(queries, keys, values, embeddings, mask)
 
@@ -120,6 +128,30 @@ def test_lambda_convolution_equals_masked_einsum(spatial_shape, dim_u, scope):
     np.testing.assert_allclose(ops.convert_to_numpy(convolved), expected, **TOLERANCE)
     einsum = position_lambda(embeddings.astype("float32"), flat_values)
     np.testing.assert_allclose(ops.convert_to_numpy(einsum), expected, **TOLERANCE)
+
+
+def test_position_contraction_order_takes_the_smaller_intermediate():
+    # c4 of a LambdaResNet50: h m u = 4 * 196 < k v = 16 * 64.
+    assert (
+        position_contraction_order(
+            (32, 196, 4, 16), (196, 196, 16, 1), (32, 196, 64, 1)
+        )
+        == "queries_first"
+    )
+    # 64x64 global context: h m u = 4 * 4096 > k v = 16 * 16.
+    assert (
+        position_contraction_order(
+            (8, 4096, 4, 16), (4096, 4096, 16, 1), (8, 4096, 16, 1)
+        )
+        == "lambdas_first"
+    )
+    # Unknown context size: the paper's order.
+    assert (
+        position_contraction_order(
+            (None, None, 4, 16), (None, None, 16, 1), (None, None, 64, 1)
+        )
+        == "lambdas_first"
+    )
 
 
 def test_causal_masks():
