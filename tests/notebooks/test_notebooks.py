@@ -151,11 +151,14 @@ def test_kernel_runs_this_interpreter_and_checkout(monkeypatch, tmp_path):
     _kernel_environment(monkeypatch, tmp_path)
     cell = nbformat.v4.new_code_cell(
         "import json, sys, lambda_keras\n"
-        "print(json.dumps([sys.executable, lambda_keras.__file__]))"
+        "print(json.dumps([sys.executable, sys.prefix, lambda_keras.__file__]))"
     )
     notebook = _execute(nbformat.v4.new_notebook(cells=[cell]))
-    executable, package = json.loads(notebook.cells[0].outputs[0]["text"])
-    assert Path(executable).resolve() == Path(sys.executable).resolve()
+    executable, prefix, package = json.loads(notebook.cells[0].outputs[0]["text"])
+    # The same virtual environment (a venv's python is a symlink to the base
+    # interpreter, so the prefixes tell them apart, not the resolved paths).
+    assert prefix == sys.prefix
+    assert executable == sys.executable
     assert Path(package).resolve().is_relative_to(ROOT)
 
 
