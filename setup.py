@@ -44,6 +44,11 @@ setup(
             "tf2onnx>=1.16",
             "onnx",
             "onnxruntime",
+            # The notebooks in notebooks/, executed by tests/notebooks.
+            "nbclient",
+            "nbformat",
+            "ipykernel",
+            "matplotlib",
         ],
     },
     entry_points={"console_scripts": ["lambda-keras=lambda_keras.__main__:main"]},
