@@ -1,9 +1,10 @@
-"""Peak memory and time of LambdaLayer against multi-head attention.
+"""Peak memory and time of LambdaLayer against attention and a convolution.
 
-Reproduces the paper's memory argument (Sec. 1, Table 2, Table 4): attention
-stores a (b, h, n, n) map per example, the lambda layer only (k, n, m)
-position embeddings shared by the batch (global einsum), or nothing
-quadratic at all (lambda convolution).
+Reproduces the trend of the paper's Tables 2 and 4: attention stores a
+(b, h, n, n) map per example, the lambda layer only (k, n, m) position
+embeddings shared by the batch (global einsum), or nothing quadratic at all
+(lambda convolution), and a 3x3 convolution is the baseline the paper's
+LambdaResNets replace.
 
 Each (contender, size, pass) runs in a fresh worker process on the
 TensorFlow backend: peak memory is the worker's peak resident set size above
@@ -12,8 +13,8 @@ layer allocates; time is the median of repeated calls after a warm-up, in a
 `tf.function`. A worker that grows past `--memory-cap-gib` is stopped and
 reported as out of memory. Contenders are interleaved size by size.
 
-    python benchmarks/layer_memory.py            # full table (about 10 min)
-    python benchmarks/layer_memory.py --quick    # 16x16 and 32x32 only
+    python -m benchmarks.layer_memory            # full table (about 12 min)
+    python -m benchmarks.layer_memory --quick    # 16x16 and 32x32 only
 
 Writes benchmarks/results/layer_memory.json and prints a Markdown table.
 """
@@ -21,32 +22,28 @@ Writes benchmarks/results/layer_memory.json and prints a Markdown table.
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
-import subprocess
-import sys
 import time
+
+from benchmarks.common import markdown_table
+from benchmarks.common import rss_bytes
+from benchmarks.common import run_worker
+from benchmarks.common import write_report
 
 CONTENDERS = {
     "attention": "keras.layers.MultiHeadAttention over the flattened pixels",
     "lambda-global": "LambdaLayer, global context, einsum",
     "lambda-conv23": "LambdaLayer, 23x23 scope, lambda convolution",
+    "conv3x3": "keras.layers.Conv2D, 3x3 kernel, same channels",
 }
 SIZES = {
     "attention": (16, 32, 64, 128),
     "lambda-global": (16, 32, 64, 128),
     "lambda-conv23": (16, 32, 64, 128, 256),
+    "conv3x3": (16, 32, 64, 128, 256),
 }
 PASSES = ("forward", "forward+backward")
-
-
-def _rss_bytes(pid="self"):
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def worker(contender, size, mode, batch, channels, heads, dim_k, repeats):
@@ -73,6 +70,9 @@ def worker(contender, size, mode, batch, channels, heads, dim_k, repeats):
             return attention(flat, flat, training=training)
 
         weights = lambda: attention.trainable_weights  # noqa: E731
+    elif contender == "conv3x3":
+        layer = keras.layers.Conv2D(channels, 3, padding="same")
+        weights = lambda: layer.trainable_weights  # noqa: E731
     else:
         scope = None if contender == "lambda-global" else 23
         lambda_layer = LambdaLayer(
@@ -97,7 +97,7 @@ def worker(contender, size, mode, batch, channels, heads, dim_k, repeats):
         return [tf.convert_to_tensor(gradient) for gradient in gradients]
 
     step = forward if mode == "forward" else forward_backward
-    baseline = _rss_bytes()
+    baseline = rss_bytes()
     start = time.perf_counter()
     tf.nest.map_structure(lambda t: t.numpy(), step(images))  # trace + warm-up
     first = time.perf_counter() - start
@@ -119,49 +119,21 @@ def worker(contender, size, mode, batch, channels, heads, dim_k, repeats):
 
 
 def measure(contender, size, mode, args):
-    command = [
-        sys.executable,
-        __file__,
-        "--worker",
-        contender,
-        str(size),
-        mode,
-        f"--batch={args.batch}",
-        f"--channels={args.channels}",
-        f"--heads={args.heads}",
-        f"--dim-k={args.dim_k}",
-        f"--repeats={args.repeats}",
-    ]
-    cap = args.memory_cap_gib * 2**30
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    return run_worker(
+        "benchmarks.layer_memory",
+        [
+            "--worker",
+            contender,
+            str(size),
+            mode,
+            f"--batch={args.batch}",
+            f"--channels={args.channels}",
+            f"--heads={args.heads}",
+            f"--dim-k={args.dim_k}",
+            f"--repeats={args.repeats}",
+        ],
+        memory_cap_gib=args.memory_cap_gib,
     )
-    peak_rss = 0
-    while process.poll() is None:
-        try:
-            peak_rss = max(peak_rss, _rss_bytes(process.pid))
-        except (FileNotFoundError, ProcessLookupError):
-            break
-        if peak_rss > cap:
-            process.kill()
-            process.wait()
-            return {"status": "out of memory", "peak_bytes": peak_rss}
-        time.sleep(0.05)
-    stdout, stderr = process.communicate()
-    if process.returncode != 0:
-        tail = (stderr.strip().splitlines() or [""])[-1]
-        allocation_failure = any(
-            marker in stderr for marker in ("ResourceExhausted", "OOM", "bad_alloc")
-        )
-        reason = (
-            "out of memory"
-            if process.returncode in (-9, 137) or allocation_failure
-            else "error"
-        )
-        return {"status": reason, "returncode": process.returncode, "detail": tail}
-    result = json.loads(stdout.strip().splitlines()[-1])
-    result["status"] = "ok"
-    return result
 
 
 def _format_cell(result):
@@ -185,8 +157,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="16x16 and 32x32 only")
     parser.add_argument("--sizes", type=int, nargs="+", help="only these input sizes")
     parser.add_argument(
-        "--output",
-        default=os.path.join(os.path.dirname(__file__), "results", "layer_memory.json"),
+        "--name",
+        default="layer_memory",
+        help="the report's name: benchmarks/results/NAME.json",
     )
     args = parser.parse_args(argv)
     if args.worker:
@@ -202,9 +175,6 @@ def main(argv=None):
             args.repeats,
         )
         return
-
-    import keras
-    import tensorflow as tf
 
     sizes = sorted({s for sizes in SIZES.values() for s in sizes})
     if args.quick:
@@ -225,41 +195,12 @@ def main(argv=None):
                     f"{_format_cell(result)}",
                     flush=True,
                 )
-    report = {
-        "benchmark": "layer_memory",
-        "command": " ".join(["python", "benchmarks/layer_memory.py", *sys.argv[1:]]),
-        "setup": {
-            "batch": args.batch,
-            "channels": args.channels,
-            "heads": args.heads,
-            "dim_k": args.dim_k,
-            "repeats": args.repeats,
-            "memory_cap_gib": args.memory_cap_gib,
-            "peak": "peak RSS of a fresh worker above its RSS before the first call",
-        },
-        "contenders": CONTENDERS,
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-        },
-        "results": results,
-    }
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as file:
-        json.dump(report, file, indent=2)
-
-    print()
-    print(
-        f"Peak memory / median time, batch {args.batch}, {args.channels} channels, "
-        f"{args.heads} heads, |k|={args.dim_k} (OOM: over {args.memory_cap_gib:g} GiB)"
+    title = (
+        f"Peak memory / median time, batch {args.batch}, {args.channels} "
+        f"channels, {args.heads} heads, |k|={args.dim_k} (OOM: over "
+        f"{args.memory_cap_gib:g} GiB)"
     )
-    header = "| input | pass | " + " | ".join(CONTENDERS) + " |"
-    print(header)
-    print("|" + "---|" * (2 + len(CONTENDERS)))
+    rows = []
     for size in sizes:
         for mode in PASSES:
             cells = []
@@ -270,8 +211,46 @@ def main(argv=None):
                     if (r["contender"], r["size"], r["mode"]) == (contender, size, mode)
                 ]
                 cells.append(_format_cell(match[0]) if match else "-")
-            print(f"| {size}x{size} | {mode} | " + " | ".join(cells) + " |")
-    print(f"\nwrote {args.output}")
+            rows.append([f"{size}x{size}", mode, *cells])
+    table = markdown_table(["input", "pass", *CONTENDERS], rows)
+    verdicts = []
+    for mode in PASSES:
+        at_64 = {
+            r["contender"]: r
+            for r in results
+            if r["size"] == 64 and r["mode"] == mode and r["status"] == "ok"
+        }
+        if "attention" in at_64 and "lambda-conv23" in at_64:
+            ratio = (
+                at_64["lambda-conv23"]["peak_bytes"] / at_64["attention"]["peak_bytes"]
+            )
+            verdicts.append(
+                f"At 64x64 ({mode}) the lambda layer (23x23 scope) uses "
+                f"{ratio:.3f} of attention's peak memory (target <= 0.1: "
+                f"{'met' if ratio <= 0.1 else 'missed'})."
+            )
+    markdown = "\n\n".join([title + ":", table, *verdicts])
+    print()
+    print(markdown)
+    write_report(
+        args.name,
+        {
+            "title": "Lambda layer vs attention vs convolution: memory and time",
+            "markdown": markdown,
+            "setup": {
+                "batch": args.batch,
+                "channels": args.channels,
+                "heads": args.heads,
+                "dim_k": args.dim_k,
+                "repeats": args.repeats,
+                "memory_cap_gib": args.memory_cap_gib,
+                "peak": "peak RSS of a fresh worker above its RSS before the "
+                "first call",
+            },
+            "contenders": CONTENDERS,
+            "results": results,
+        },
+    )
 
 
 if __name__ == "__main__":

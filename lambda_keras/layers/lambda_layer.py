@@ -13,6 +13,7 @@ from lambda_keras.ops import causal_mask
 from lambda_keras.ops import lambda_convolution
 from lambda_keras.ops import lambda_interaction
 from lambda_keras.ops import normalize_keys
+from lambda_keras.ops import position_contraction_order
 from lambda_keras.ops import relative_position_embeddings
 from lambda_keras.validation import positive_int
 from lambda_keras.validation import validate_max_size
@@ -20,8 +21,13 @@ from lambda_keras.validation import validate_scope
 
 IMPLEMENTATIONS = ("auto", "einsum", "conv")
 
-# Appendix D: the lambda convolution is used when |n| > 85^2 (or |u| > 1).
-CONV_POSITIONS_THRESHOLD = 85 * 85
+# `implementation="auto"` uses the lambda convolution once the einsum needs
+# more than this many times its multiply-adds (`implementation_costs`): the
+# crossover of their forward+backward times measured by
+# `python -m benchmarks.implementation_crossover` on a 2-core CPU
+# (TensorFlow 2.21, 2026-11-21). The paper switches above 85^2 positions on
+# TPUs (Appendix D).
+CONV_COST_RATIO = 3.2
 
 
 @keras.saving.register_keras_serializable(package="lambda_keras")
@@ -66,9 +72,12 @@ class LambdaLayer(keras.layers.Layer):
             "l2" or "none" (Table 10).
         implementation: "einsum" (masked global einsum, Eq. 4), "conv"
             (lambda convolution, Eq. 3; local scope only) or "auto", which
-            uses the convolution for a local scope when |u| > 1 or the
-            input has more than 85^2 positions (or an unknown size), as the
-            paper does. Both give the same result.
+            uses the convolution for a local scope once the einsum needs
+            more than `CONV_COST_RATIO` times its multiply-adds
+            (`implementation_costs`; the ratio is measured by
+            `python -m benchmarks.implementation_crossover`), or when the
+            input size is unknown. The paper switches above 85^2 positions
+            on TPUs. Both give the same result.
         causal: if True, output n only depends on input positions <= n
             (raster order for images), for content and position lambdas,
             with keys normalised over the visible context. Batch
@@ -263,16 +272,11 @@ class LambdaLayer(keras.layers.Layer):
                 name="position_bias", shape=(self.dim_k,), initializer="zeros"
             )
 
-        positions = math.prod(spatial_shape) if None not in spatial_shape else None
         self.use_convolution = self.implementation == "conv" or (
             self.implementation == "auto"
             and self.use_position
             and self.scope is not None
-            and (
-                self.dim_u > 1
-                or positions is None
-                or positions > CONV_POSITIONS_THRESHOLD
-            )
+            and self._convolution_is_cheaper(spatial_shape)
         )
         if self.strides == 2:
             pooling = (
@@ -357,6 +361,15 @@ class LambdaLayer(keras.layers.Layer):
         if self.strides == 2:
             outputs = self.downsample(outputs)
         return outputs
+
+    def _convolution_is_cheaper(self, spatial_shape):
+        """The "auto" choice: the measured cost crossover (unknown size: conv)."""
+        if None in spatial_shape:
+            return True
+        costs = implementation_costs(
+            spatial_shape, self.scope, self.heads, self.dim_k, self.dim_v, self.dim_u
+        )
+        return costs["einsum"] > CONV_COST_RATIO * costs["conv"]
 
     @property
     def _accumulation_dtype(self):
@@ -474,6 +487,38 @@ class LambdaLayer(keras.layers.Layer):
             }
         )
         return config
+
+
+def implementation_costs(spatial_shape, scope, heads, dim_k, dim_v, dim_u=1):
+    """Multiply-adds per example of the position term, by implementation.
+
+    Args:
+        spatial_shape: (L,) or (H, W) of the input.
+        scope: odd local scope r.
+        heads, dim_k, dim_v, dim_u: |h|, |k|, |v|, |u|.
+
+    Returns:
+        {"einsum": ..., "conv": ...}: the einsum writes the masked relative
+        embeddings E (n m k u numbers) and contracts them in the order of
+        `lambda_keras.ops.position_contraction_order`; the lambda
+        convolution computes n k v u r^rank products. Both apply the
+        lambdas (or weights) to the n h queries.
+    """
+    positions = math.prod(spatial_shape)
+    taps = scope ** len(spatial_shape)
+    order = position_contraction_order(
+        (1, positions, heads, dim_k),
+        (positions, positions, dim_k, dim_u),
+        (1, positions, dim_v, dim_u),
+    )
+    embeddings = positions * positions * dim_k * dim_u
+    if order == "queries_first":
+        einsum = positions * heads * positions * dim_u * (dim_k + dim_v)
+    else:
+        einsum = positions * positions * dim_k * dim_v * dim_u
+        einsum += positions * heads * dim_k * dim_v
+    conv = positions * dim_k * dim_v * dim_u * taps + positions * heads * dim_k * dim_v
+    return {"einsum": embeddings + einsum, "conv": conv}
 
 
 def _check_divisible(filters, heads):

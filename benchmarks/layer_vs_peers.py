@@ -1,0 +1,244 @@
+"""Our LambdaLayer against timm's and lucidrains' (PyTorch), same work.
+
+    python -m benchmarks.layer_vs_peers            # about 10 minutes
+    python -m benchmarks.layer_vs_peers --quick    # c5 shape, scope 23 only
+
+Shapes: the c4 and c5 stages of a LambdaResNet50 at 224 px (14x14x256 and
+7x7x512, batch 32) and a high-resolution case (56x56x64, batch 8); scopes 23
+(the paper's) and 9 (timm's default). Every layer has 4 heads, |k| = 16,
+|u| = 1, batch normalisation on queries and values in training mode, the
+local position lambdas and the content lambda, input channels = output
+channels:
+
+- ours: `lambda_keras.layers.LambdaLayer(scope=r)` (TensorFlow backend,
+  `implementation="auto"`, in a `tf.function`);
+- timm: `timm.layers.lambda_layer.LambdaLayer(dim, r=r)` (lambda
+  convolution by `Conv3d`);
+- lucidrains: `lambda_networks.LambdaLayer(dim=C, dim_out=C, r=r, dim_k=16,
+  heads=4, dim_u=1)` (lambda convolution by `Conv3d`).
+
+Time: for each shape the three run in one process, alternately, on all
+cores (`torch.set_num_threads(os.cpu_count())`; TensorFlow uses all cores),
+median of the timed rounds after warm-up; "forward" is a training-mode
+forward without gradient recording, "forward+backward" adds the gradients
+of the sum of the outputs with respect to the input and every weight.
+Memory: each (contender, shape, pass) runs again in a fresh process; peak
+is its peak resident memory above the resident memory just before the
+first call, so it counts everything the pass allocates.
+"""
+
+import argparse
+import json
+import os
+import resource
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from benchmarks.common import interleaved_medians  # noqa: E402
+from benchmarks.common import markdown_table  # noqa: E402
+from benchmarks.common import rss_bytes  # noqa: E402
+from benchmarks.common import run_worker  # noqa: E402
+from benchmarks.common import write_report  # noqa: E402
+
+SHAPES = {
+    "c4": (32, 14, 256),
+    "c5": (32, 7, 512),
+    "high-res": (8, 56, 64),
+}
+SCOPES = (23, 9)
+CONTENDERS = ("ours", "timm", "lucidrains")
+PASSES = ("forward", "forward+backward")
+TARGET = 0.6
+
+
+def _images(batch, size, channels):
+    import numpy as np
+
+    return np.random.default_rng(0).standard_normal((batch, size, size, channels))
+
+
+def build_step(contender, shape, scope, mode):
+    """A callable that runs one pass to completion."""
+    batch, size, channels = SHAPES[shape]
+    images = _images(batch, size, channels).astype("float32")
+    if contender == "ours":
+        import tensorflow as tf
+
+        from lambda_keras.layers import LambdaLayer
+
+        layer = LambdaLayer(scope=scope)
+        x = tf.constant(images)
+        layer.build(x.shape)
+
+        @tf.function
+        def forward(x):
+            return layer(x, training=True)
+
+        @tf.function
+        def forward_backward(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(layer(x, training=True))
+            return tape.gradient(loss, [x] + layer.trainable_weights)
+
+        if mode == "forward":
+            return lambda: forward(x).numpy()
+        return lambda: [t.numpy() for t in forward_backward(x)]
+
+    import torch
+
+    torch.set_num_threads(os.cpu_count())
+    if contender == "timm":
+        from timm.layers.lambda_layer import LambdaLayer
+
+        module = LambdaLayer(channels, r=scope)
+    else:
+        from lambda_networks import LambdaLayer
+
+        module = LambdaLayer(
+            dim=channels, dim_out=channels, r=scope, dim_k=16, heads=4, dim_u=1
+        )
+    module.train()
+    x = torch.tensor(images.transpose(0, 3, 1, 2).copy())
+    if mode == "forward":
+
+        def run():
+            with torch.no_grad():
+                module(x)
+
+        return run
+    x.requires_grad_(True)
+
+    def run_backward():
+        module.zero_grad(set_to_none=True)
+        x.grad = None
+        module(x).sum().backward()
+
+    return run_backward
+
+
+def worker(contender, shape, scope, mode):
+    """Peak memory of one pass in this fresh process, printed as JSON."""
+    step = build_step(contender, shape, scope, mode)
+    baseline = rss_bytes()
+    for _ in range(3):
+        step()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"peak_bytes": max(peak - baseline, 0)}))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--worker", nargs=4, metavar=("CONTENDER", "SHAPE", "R", "PASS")
+    )
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    if args.worker:
+        contender, shape, scope, mode = args.worker
+        worker(contender, shape, int(scope), mode)
+        return
+
+    shapes, scopes = (("c5",), (23,)) if args.quick else (tuple(SHAPES), SCOPES)
+    results = []
+    for scope in scopes:
+        for shape in shapes:
+            steps = {
+                (contender, mode): build_step(contender, shape, scope, mode)
+                for contender in CONTENDERS
+                for mode in PASSES
+            }
+            medians = interleaved_medians(steps, repeats=args.repeats)
+            for (contender, mode), seconds in medians.items():
+                memory = run_worker(
+                    "benchmarks.layer_vs_peers",
+                    ["--worker", contender, shape, str(scope), mode],
+                )
+                results.append(
+                    {
+                        "contender": contender,
+                        "shape": shape,
+                        "scope": scope,
+                        "mode": mode,
+                        "seconds": seconds,
+                        "peak_bytes": memory.get("peak_bytes"),
+                        "memory_status": memory["status"],
+                    }
+                )
+                print(
+                    f"r={scope} {shape:8s} {mode:17s} {contender:10s} "
+                    f"{1000 * seconds:8.1f} ms  "
+                    f"{(memory.get('peak_bytes') or 0) / 2**20:7.0f} MiB",
+                    flush=True,
+                )
+
+    def find(contender, shape, scope, mode):
+        for result in results:
+            if (
+                result["contender"],
+                result["shape"],
+                result["scope"],
+                result["mode"],
+            ) == (contender, shape, scope, mode):
+                return result
+        raise KeyError((contender, shape, scope, mode))
+
+    rows, verdicts = [], []
+    for scope in scopes:
+        for shape in shapes:
+            batch, size, channels = SHAPES[shape]
+            for mode in PASSES:
+                ours, timm, lucid = (find(c, shape, scope, mode) for c in CONTENDERS)
+                time_ratio = ours["seconds"] / timm["seconds"]
+                memory_ratio = ours["peak_bytes"] / timm["peak_bytes"]
+                met = time_ratio <= TARGET and memory_ratio <= 1.0
+                verdicts.append(met)
+                rows.append(
+                    [
+                        f"{shape} {size}x{size}x{channels}, b{batch}",
+                        scope,
+                        mode,
+                        *(f"{1000 * r['seconds']:.1f}" for r in (ours, timm, lucid)),
+                        *(
+                            f"{r['peak_bytes'] / 2**20:.0f}"
+                            for r in (ours, timm, lucid)
+                        ),
+                        f"{time_ratio:.2f}",
+                        f"{memory_ratio:.2f}",
+                        "met" if met else "missed",
+                    ]
+                )
+    headers = [
+        "shape",
+        "scope",
+        "pass",
+        "ours ms",
+        "timm ms",
+        "lucidrains ms",
+        "ours MiB",
+        "timm MiB",
+        "lucidrains MiB",
+        "time ours/timm",
+        "memory ours/timm",
+        f"target (time <= {TARGET}, memory <= 1)",
+    ]
+    table = markdown_table(headers, rows)
+    summary = f"Targets met at {sum(verdicts)} of {len(verdicts)} rows."
+    print()
+    print(table)
+    print()
+    print(summary)
+    write_report(
+        "layer_vs_peers",
+        {
+            "title": "Lambda layer vs timm and lucidrains (PyTorch)",
+            "markdown": table + "\n\n" + summary,
+            "setup": {"shapes": SHAPES, "scopes": scopes, "repeats": args.repeats},
+            "results": results,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
