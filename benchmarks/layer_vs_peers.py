@@ -17,20 +17,24 @@ channels:
 - lucidrains: `lambda_networks.LambdaLayer(dim=C, dim_out=C, r=r, dim_k=16,
   heads=4, dim_u=1)` (lambda convolution by `Conv3d`).
 
-Time: for each shape the three run in one process, alternately, on all
-cores (`torch.set_num_threads(os.cpu_count())`; TensorFlow uses all cores),
-median of the timed rounds after warm-up; "forward" is a training-mode
-forward without gradient recording, "forward+backward" adds the gradients
-of the sum of the outputs with respect to the input and every weight.
-Memory: each (contender, shape, pass) runs again in a fresh process; peak
-is its peak resident memory above the resident memory just before the
-first call, so it counts everything the pass allocates.
+Each (contender, shape, scope) runs in a fresh process on all cores
+(`torch.set_num_threads(os.cpu_count())`; TensorFlow uses all cores): the
+two frameworks' thread pools slow each other down when they share a
+process. The processes alternate contender by contender, in `--rounds`
+rounds; a time is the median over rounds of each process's median of
+`--repeats` timed calls after warm-up. "forward" is a training-mode forward
+without gradient recording, "forward+backward" adds the gradients of the
+sum of the outputs with respect to the input and every weight. Peak memory
+is the process's peak resident memory above its resident memory just
+before the first call (the forward pass runs alone first), so it counts
+everything the pass allocates.
 """
 
 import argparse
 import json
 import os
 import resource
+import statistics
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -117,61 +121,82 @@ def build_step(contender, shape, scope, mode):
     return run_backward
 
 
-def worker(contender, shape, scope, mode):
-    """Peak memory of one pass in this fresh process, printed as JSON."""
-    step = build_step(contender, shape, scope, mode)
+def worker(contender, shape, scope, repeats):
+    """Times both passes in this fresh process and prints them as JSON.
+
+    The forward pass runs (and its peak memory is read) before the first
+    backward pass; the two passes are then timed alternately.
+    """
+    forward = build_step(contender, shape, scope, "forward")
     baseline = rss_bytes()
-    for _ in range(3):
-        step()
+    forward()
+    forward_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    forward_backward = build_step(contender, shape, scope, "forward+backward")
+    medians = interleaved_medians(
+        {"forward": forward, "forward+backward": forward_backward}, repeats=repeats
+    )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"peak_bytes": max(peak - baseline, 0)}))
+    print(
+        json.dumps(
+            {
+                "seconds": medians,
+                "peak_bytes": {
+                    "forward": max(forward_peak - baseline, 0),
+                    "forward+backward": max(peak - baseline, 0),
+                },
+            }
+        )
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--worker", nargs=4, metavar=("CONTENDER", "SHAPE", "R", "PASS")
-    )
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--worker", nargs=3, metavar=("CONTENDER", "SHAPE", "R"))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     if args.worker:
-        contender, shape, scope, mode = args.worker
-        worker(contender, shape, int(scope), mode)
+        contender, shape, scope = args.worker
+        worker(contender, shape, int(scope), args.repeats)
         return
 
     shapes, scopes = (("c5",), (23,)) if args.quick else (tuple(SHAPES), SCOPES)
-    results = []
-    for scope in scopes:
-        for shape in shapes:
-            steps = {
-                (contender, mode): build_step(contender, shape, scope, mode)
-                for contender in CONTENDERS
-                for mode in PASSES
-            }
-            medians = interleaved_medians(steps, repeats=args.repeats)
-            for (contender, mode), seconds in medians.items():
-                memory = run_worker(
-                    "benchmarks.layer_vs_peers",
-                    ["--worker", contender, shape, str(scope), mode],
-                )
-                results.append(
-                    {
-                        "contender": contender,
-                        "shape": shape,
-                        "scope": scope,
-                        "mode": mode,
-                        "seconds": seconds,
-                        "peak_bytes": memory.get("peak_bytes"),
-                        "memory_status": memory["status"],
-                    }
-                )
-                print(
-                    f"r={scope} {shape:8s} {mode:17s} {contender:10s} "
-                    f"{1000 * seconds:8.1f} ms  "
-                    f"{(memory.get('peak_bytes') or 0) / 2**20:7.0f} MiB",
-                    flush=True,
-                )
+    rounds = 1 if args.quick else args.rounds
+    runs = {}
+    for _ in range(rounds):
+        for scope in scopes:
+            for shape in shapes:
+                for contender in CONTENDERS:
+                    run = run_worker(
+                        "benchmarks.layer_vs_peers",
+                        ["--worker", contender, shape, str(scope)]
+                        + [f"--repeats={args.repeats}"],
+                    )
+                    if run["status"] != "ok":
+                        raise SystemExit(f"{contender} {shape} r={scope}: {run}")
+                    runs.setdefault((contender, shape, scope), []).append(run)
+                    print(
+                        f"r={scope} {shape:8s} {contender:10s} "
+                        + "  ".join(
+                            f"{mode} {1000 * run['seconds'][mode]:8.1f} ms "
+                            f"{run['peak_bytes'][mode] / 2**20:6.0f} MiB"
+                            for mode in PASSES
+                        ),
+                        flush=True,
+                    )
+    results = [
+        {
+            "contender": contender,
+            "shape": shape,
+            "scope": scope,
+            "mode": mode,
+            "seconds": statistics.median(run["seconds"][mode] for run in measured),
+            "peak_bytes": max(run["peak_bytes"][mode] for run in measured),
+        }
+        for (contender, shape, scope), measured in runs.items()
+        for mode in PASSES
+    ]
 
     def find(contender, shape, scope, mode):
         for result in results:
@@ -234,7 +259,12 @@ def main(argv=None):
         {
             "title": "Lambda layer vs timm and lucidrains (PyTorch)",
             "markdown": table + "\n\n" + summary,
-            "setup": {"shapes": SHAPES, "scopes": scopes, "repeats": args.repeats},
+            "setup": {
+                "shapes": SHAPES,
+                "scopes": scopes,
+                "repeats": args.repeats,
+                "rounds": rounds,
+            },
             "results": results,
         },
     )
