@@ -25,6 +25,26 @@ def relative_embeddings(table, spatial_shape):
     return embeddings
 
 
+def relative_embeddings_adjoint(embedding_gradients, table_shape, spatial_shape):
+    """Gradient of a table from the gradient of its embeddings E (n, m, ...).
+
+    `relative_embeddings` copies table[offset(m - n) + centre] into E[n, m],
+    so each table entry receives the sum of the gradients of its copies.
+    """
+    rank = len(spatial_shape)
+    extents = table_shape[:rank]
+    grid = list(itertools.product(*(range(size) for size in spatial_shape)))
+    gradient = np.zeros(table_shape)
+    for n, query in enumerate(grid):
+        for m, context in enumerate(grid):
+            index = tuple(
+                c - q + (t - 1) // 2 for q, c, t in zip(query, context, extents)
+            )
+            if all(0 <= i < t for i, t in zip(index, extents)):
+                gradient[index] += embedding_gradients[n, m]
+    return gradient
+
+
 def normalize(keys, normalization):
     """Normalises (m, k, u) keys over the context positions m."""
     if normalization == "softmax":

@@ -126,6 +126,12 @@ def lambda_convolution(values, kernel):
     channels to k channels. Zero padding makes it equal to masking the
     position embeddings outside the local scope.
 
+    Its gradients are computed by two convolutions of the same size as the
+    forward one (`_lambda_convolution_gradients`) rather than by the
+    backends' generic convolution gradients, whose gradient with respect
+    to a one-channel input is several times slower on CPUs
+    (`python -m benchmarks.lambda_conv_profile`).
+
     Args:
         values: (b, L, v, u) for sequences or (b, H, W, v, u) for images.
         kernel: relative position embeddings (r, k, u) or (r, r, k, u) with
@@ -136,18 +142,101 @@ def lambda_convolution(values, kernel):
         (b, n, k, v) with n = L or H * W.
     """
     values, kernel = ops.convert_to_tensor(values), ops.convert_to_tensor(kernel)
+    lambdas = _lambda_convolution(values, kernel)
+    batch, value_depth = ops.shape(values)[0], ops.shape(values)[-2]
+    key_depth = ops.shape(kernel)[-2]
+    lambdas = ops.reshape(lambdas, (batch, -1, value_depth, key_depth))
+    return ops.transpose(lambdas, (0, 1, 3, 2))
+
+
+def _convolve(values, kernel):
+    """(b, *S, v, u) values, (*r, k, u) kernel -> (b, *S, v, k) lambdas."""
     rank = len(kernel.shape) - 2
     # (*r, k, u) -> (*r, 1, u, k): spatial taps, a 1-tap v axis, in, out.
     conv_kernel = ops.expand_dims(
         ops.transpose(kernel, tuple(range(rank)) + (rank + 1, rank)), rank
     )
-    lambdas = ops.conv(
+    return ops.conv(
         values, conv_kernel, strides=1, padding="same", data_format="channels_last"
     )
-    batch, value_depth = ops.shape(values)[0], ops.shape(values)[-2]
+
+
+@ops.custom_gradient
+def _lambda_convolution(values, kernel):
+    """`_convolve` with the gradients of `_lambda_convolution_gradients`."""
+
+    def gradients(*args, upstream=None):
+        # TensorFlow and JAX pass the upstream gradient positionally,
+        # PyTorch as a keyword after the inputs.
+        if upstream is None:
+            (upstream,) = args
+        return _lambda_convolution_gradients(values, kernel, upstream)
+
+    return _convolve(values, kernel), gradients
+
+
+def _lambda_convolution_gradients(values, kernel, upstream):
+    """Gradients of `_convolve` with respect to its values and kernel.
+
+    With G = upstream (b, *S, v, k) and c = r // 2:
+
+    - values: dV[s, v, u] = sum_{d, k} kernel[c + d, k, u] G[s - d, v, k], a
+      depthwise convolution of the v k channels of G with the flipped
+      kernel, summed over k;
+    - kernel: dR[c + d, k, u] = sum_{b, s, v} G[b, s, v, k] V[b, s + d, v, u],
+      a "valid" convolution of the zero-padded values, with the b v pairs
+      as channels and u as the batch, by G as the (*S, b v, k) kernel.
+
+    Returns:
+        (values gradient (b, *S, v, u), kernel gradient (*r, k, u)).
+    """
+    rank = len(kernel.shape) - 2
+    shape = ops.shape(values)
+    batch, spatial, value_depth, intra_depth = (
+        shape[0],
+        tuple(shape[1:-2]),
+        shape[-2],
+        shape[-1],
+    )
     key_depth = ops.shape(kernel)[-2]
-    lambdas = ops.reshape(lambdas, (batch, -1, value_depth, key_depth))
-    return ops.transpose(lambdas, (0, 1, 3, 2))
+    scope = kernel.shape[0]
+    centre = scope // 2
+    spatial_axes = tuple(range(1, rank + 1))
+
+    flipped = kernel
+    for axis in range(rank):
+        flipped = ops.flip(flipped, axis)
+    depthwise_kernel = ops.reshape(
+        ops.tile(ops.expand_dims(flipped, rank), (1,) * rank + (value_depth, 1, 1)),
+        (scope,) * rank + (value_depth * key_depth, intra_depth),
+    )
+    channels = ops.reshape(upstream, (batch,) + spatial + (value_depth * key_depth,))
+    values_gradient = ops.depthwise_conv(
+        channels, depthwise_kernel, strides=1, padding="same"
+    )
+    values_gradient = ops.sum(
+        ops.reshape(
+            values_gradient,
+            (batch,) + spatial + (value_depth, key_depth, intra_depth),
+        ),
+        axis=rank + 2,
+    )
+
+    padded = ops.pad(values, ((0, 0),) + ((centre, centre),) * rank + ((0, 0), (0, 0)))
+    # (b, *S', v, u) -> (u, *S', b, v) -> (u, *S', b v)
+    padded = ops.transpose(padded, (rank + 2,) + spatial_axes + (0, rank + 1))
+    padded = ops.reshape(
+        padded, (intra_depth,) + tuple(ops.shape(padded)[1 : rank + 1]) + (-1,)
+    )
+    # (b, *S, v, k) -> (*S, b, v, k) -> (*S, b v, k)
+    upstream_kernel = ops.reshape(
+        ops.transpose(upstream, spatial_axes + (0, rank + 1, rank + 2)),
+        spatial + (-1, key_depth),
+    )
+    kernel_gradient = ops.conv(padded, upstream_kernel, strides=1, padding="valid")
+    # (u, *r, k) -> (*r, k, u)
+    kernel_gradient = ops.transpose(kernel_gradient, spatial_axes + (rank + 1, 0))
+    return values_gradient, kernel_gradient
 
 
 def apply_lambda(queries, lambdas):
