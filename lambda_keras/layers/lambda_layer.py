@@ -15,6 +15,7 @@ from lambda_keras.ops import lambda_interaction
 from lambda_keras.ops import normalize_keys
 from lambda_keras.ops import position_contraction_order
 from lambda_keras.ops import relative_position_embeddings
+from lambda_keras.ops import relative_position_lambdas
 from lambda_keras.validation import positive_int
 from lambda_keras.validation import validate_max_size
 from lambda_keras.validation import validate_scope
@@ -325,13 +326,23 @@ class LambdaLayer(keras.layers.Layer):
             table = self._table(inputs, position_embeddings, spatial_shape)
 
         outputs = None
-        if self.use_content or not use_convolution:
+        embeddings, position_lambdas = None, None
+        if self.use_position and not use_convolution:
+            order = position_contraction_order(
+                (batch, positions, self.heads, self.dim_k),
+                (positions, positions, self.dim_k, self.dim_u),
+                (batch, positions, self.dim_v, self.dim_u),
+            )
+            if order == "queries_first":
+                embeddings = relative_position_embeddings(table, spatial_shape)
+            else:
+                position_lambdas = relative_position_lambdas(
+                    table, values, spatial_shape, mask
+                )
+        if self.use_content or embeddings is not None:
             denominators = None
             if self.use_content:
                 keys, denominators = normalize_keys(keys, self.key_normalization, mask)
-            embeddings = None
-            if self.use_position and not use_convolution:
-                embeddings = relative_position_embeddings(table, spatial_shape)
             outputs = lambda_interaction(
                 queries,
                 keys if self.use_content else None,
@@ -340,6 +351,9 @@ class LambdaLayer(keras.layers.Layer):
                 mask,
                 key_denominators=denominators,
             )
+        if position_lambdas is not None:
+            positional = apply_lambda(queries, position_lambdas)
+            outputs = positional if outputs is None else outputs + positional
         if self.use_position and use_convolution:
             if self.causal:
                 kernel_mask = causal_kernel_mask(self.scope, self.spatial_rank)

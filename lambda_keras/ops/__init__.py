@@ -9,6 +9,7 @@ from lambda_keras.ops.lambda_interaction import lambda_interaction
 from lambda_keras.ops.lambda_interaction import normalize_keys
 from lambda_keras.ops.lambda_interaction import position_contraction_order
 from lambda_keras.ops.lambda_interaction import position_lambda
+from lambda_keras.ops.lambda_interaction import relative_position_lambdas
 from lambda_keras.ops.relative_positions import causal_kernel_mask
 from lambda_keras.ops.relative_positions import causal_mask
 from lambda_keras.ops.relative_positions import relative_position_embeddings
@@ -25,5 +26,6 @@ __all__ = [
     "normalize_keys",
     "position_contraction_order",
     "position_lambda",
+    "relative_position_lambdas",
     "relative_position_embeddings",
 ]

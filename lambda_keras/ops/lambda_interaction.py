@@ -8,7 +8,11 @@ TensorFlow, JAX and PyTorch backends. Shapes use the paper's index names:
 - `v`: value depth, `u`: intra-depth.
 """
 
+import math
+
 from keras import ops
+
+from lambda_keras.ops.relative_positions import relative_index
 
 KEY_NORMALIZATIONS = ("softmax", "l2", "none")
 
@@ -116,6 +120,43 @@ def position_lambda(embeddings, values, mask=None):
         mask = ops.cast(mask, embeddings.dtype)
         embeddings = embeddings * mask[:, :, None, None]
     return ops.einsum("nmku,bmvu->bnkv", embeddings, values)
+
+
+def relative_position_lambdas(table, values, spatial_shape, mask=None):
+    """Position lambdas straight from a relative table (Eq. 4-5).
+
+    Equal to `position_lambda(relative_position_embeddings(table,
+    spatial_shape), values, mask)`, but the embeddings are gathered depth
+    first, (k, u, n, m), so that the contraction over context positions
+    reads them in place: E (k n m numbers, 1 GiB for a 64x64 global
+    context) is written once and never transposed or masked in a copy (the
+    mask sends hidden pairs to a row of zeros in the gather).
+
+    Args:
+        table: (T, k, u) or (T_h, T_w, k, u) relative embeddings, odd T.
+        values: (b, m, v, u).
+        spatial_shape: (L,) or (H, W) with L or H * W = m.
+        mask: optional (n, m) tensor of 0/1.
+
+    Returns:
+        (b, n, k, v).
+    """
+    table, values = ops.convert_to_tensor(table), ops.convert_to_tensor(values)
+    rank = len(table.shape) - 2
+    extents, (key_depth, intra_depth) = tuple(table.shape[:rank]), table.shape[rank:]
+    # (*T, k, u) -> (k u, T + 1): one column per table row, and zeros.
+    columns = ops.transpose(ops.reshape(table, (-1, key_depth * intra_depth)))
+    columns = ops.concatenate(
+        [columns, ops.zeros((key_depth * intra_depth, 1), table.dtype)], axis=1
+    )
+    index = relative_index(spatial_shape, extents, mask)
+    length = math.prod(spatial_shape)
+    embeddings = ops.reshape(
+        ops.take(columns, index, axis=1), (key_depth, intra_depth, length, length)
+    )
+    if intra_depth == 1:
+        return ops.einsum("knm,bmv->bnkv", embeddings[:, 0], values[..., 0])
+    return ops.einsum("kunm,bmvu->bnkv", embeddings, values)
 
 
 def lambda_convolution(values, kernel):

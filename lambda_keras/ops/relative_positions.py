@@ -35,6 +35,22 @@ def relative_position_embeddings(table, spatial_shape):
     rows = ops.concatenate(
         [ops.reshape(table, (-1,) + depths), ops.zeros((1,) + depths, table.dtype)]
     )
+    return ops.take(rows, relative_index(spatial_shape, extents), axis=0)
+
+
+def relative_index(spatial_shape, extents, mask=None):
+    """Row of the flattened relative table for every (query, context) pair.
+
+    Args:
+        spatial_shape: (L,) or (H, W).
+        extents: the table's spatial extents (T,) or (T_h, T_w).
+        mask: optional (n, m) tensor of 0/1; masked pairs are sent outside.
+
+    Returns:
+        (n, m) integer tensor: the row `m - n + c` of the table flattened
+        to (prod(extents), ...), or prod(extents) (a row of zeros appended
+        by the caller) when the offset is outside the table or masked.
+    """
     outside = math.prod(extents)
     index, valid = None, None
     for axis, (size, extent) in enumerate(zip(spatial_shape, extents)):
@@ -49,8 +65,11 @@ def relative_position_embeddings(table, spatial_shape):
         else:
             index, valid = axis_index, inside
     length = math.prod(spatial_shape)
-    index = ops.reshape(ops.where(valid, index, outside), (length, length))
-    return ops.take(rows, index, axis=0)
+    index = ops.reshape(index, (length, length))
+    valid = ops.reshape(valid, (length, length))
+    if mask is not None:
+        valid = ops.logical_and(valid, ops.convert_to_tensor(mask) > 0)
+    return ops.where(valid, index, outside)
 
 
 def causal_mask(length):

@@ -325,7 +325,14 @@ def test_shared_position_embeddings():
         numpy_reference.lambda_layer(first, images, table=embedding.table.numpy()),
         table=embedding.table.numpy(),
     )
-    np.testing.assert_allclose(model.predict(images, verbose=0), expected, **TOLERANCE)
+    # Two stacked layers with unit-normal embeddings reach outputs of ~300:
+    # float32 round-off is judged against that scale.
+    np.testing.assert_allclose(
+        model.predict(images, verbose=0),
+        expected,
+        rtol=1e-4,
+        atol=1e-5 * np.abs(expected).max(),
+    )
 
 
 def small_model(**kwargs):

@@ -15,6 +15,7 @@ from lambda_keras.ops import normalize_keys
 from lambda_keras.ops import position_contraction_order
 from lambda_keras.ops import position_lambda
 from lambda_keras.ops import relative_position_embeddings
+from lambda_keras.ops import relative_position_lambdas
 
 RNG = np.random.default_rng(0)
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
@@ -129,6 +130,29 @@ def test_lambda_convolution_equals_masked_einsum(spatial_shape, dim_u, scope):
     np.testing.assert_allclose(ops.convert_to_numpy(convolved), expected, **TOLERANCE)
     einsum = position_lambda(embeddings.astype("float32"), flat_values)
     np.testing.assert_allclose(ops.convert_to_numpy(einsum), expected, **TOLERANCE)
+
+
+@pytest.mark.parametrize(
+    "spatial_shape, table_shape", [((7,), (13,)), ((7,), (5,)), ((4, 5), (7, 9))]
+)
+@pytest.mark.parametrize("dim_u", [1, 2])
+@pytest.mark.parametrize("masked", [False, True])
+def test_relative_position_lambdas_match_reference(
+    spatial_shape, table_shape, dim_u, masked
+):
+    batch, dim_k, dim_v = 2, 4, 3
+    length = int(np.prod(spatial_shape))
+    table = random(*table_shape, dim_k, dim_u)
+    values = random(batch, length, dim_v, dim_u)
+    mask = random_mask(length) if masked else None
+
+    lambdas = relative_position_lambdas(table, values, spatial_shape, mask)
+
+    embeddings = numpy_reference.relative_embeddings(table, spatial_shape)
+    if masked:
+        embeddings = embeddings * mask[:, :, None, None]
+    expected = np.einsum("nmku,bmvu->bnkv", embeddings, values)
+    np.testing.assert_allclose(ops.convert_to_numpy(lambdas), expected, **TOLERANCE)
 
 
 def value_and_gradients(function, *inputs):
