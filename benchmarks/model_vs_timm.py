@@ -13,7 +13,9 @@ trainable parameter count), random weights, float32, at 256x256 with batch
 - timm: `timm.create_model("lambda_resnet26t", pretrained=False).eval()`,
   eager PyTorch in float32 under `torch.no_grad()` (the reference), and for
   information under `torch.inference_mode()` and with channels_last memory
-  format (no torch.compile).
+  format (no torch.compile), and with one thread (PyTorch's OpenMP pool
+  suffers most when a shared machine is oversubscribed: compare it with the
+  all-cores row to see how much of a gap is contention).
 
 TensorFlow and PyTorch run in this one process with all cores each
 (`torch.set_num_threads(os.cpu_count())`; TensorFlow's default thread pools),
@@ -75,6 +77,14 @@ def contenders(batch, size):
         with torch.inference_mode():
             return peer(torch_images).numpy()
 
+    def timm_one_thread():
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return timm_no_grad()
+        finally:
+            torch.set_num_threads(threads)
+
     def timm_channels_last():
         with torch.inference_mode():
             return peer_last(torch_images_last).numpy()
@@ -85,6 +95,7 @@ def contenders(batch, size):
         "ours, tf.function jit_compile=True": lambda: forward_xla(tf_images).numpy(),
         "timm, torch.inference_mode": timm_inference_mode,
         "timm, inference_mode + channels_last": timm_channels_last,
+        "timm, torch.no_grad, 1 thread": timm_one_thread,
     }
     parameters = {
         "ours_trainable": int(sum(np.prod(w.shape) for w in ours.trainable_weights)),
