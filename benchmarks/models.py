@@ -112,6 +112,88 @@ def training_step(model, images, labels, jit_compile):
     return lambda: float(model.train_on_batch(images, labels))
 
 
+def layer_profile(model, images, repeats=3):
+    """Median seconds of each layer of a functional model, run alone.
+
+    Every layer runs in its own `tf.function` (inference mode) on the
+    inputs it receives in the model, so the sum over layers approximates
+    the model's time without fusion across layers.
+
+    Returns:
+        list of (layer name, layer kind, stage, seconds), in model order.
+    """
+    layers = [
+        layer
+        for layer in model.layers
+        if not isinstance(layer, keras.layers.InputLayer)
+    ]
+    values = keras.Model(model.inputs, [layer.output for layer in layers])(
+        images, training=False
+    )
+    known = {id(model.inputs[0]): images}
+    known.update({id(layer.output): value for layer, value in zip(layers, values)})
+    profile = []
+    for layer in layers:
+        inputs = layer.input
+        arguments = (
+            [known[id(tensor)] for tensor in inputs]
+            if isinstance(inputs, (list, tuple))
+            else known[id(inputs)]
+        )
+        call = tf.function(
+            lambda x, layer=layer: layer(x, training=False), autograph=False
+        )
+        seconds = interleaved_medians(
+            {"layer": lambda call=call, x=arguments: call(x).numpy()},
+            repeats=repeats,
+            warmup=1,
+        )["layer"]
+        kind = type(layer).__name__
+        if kind == "Conv2D":
+            kind = f"Conv2D {layer.kernel_size[0]}x{layer.kernel_size[1]}"
+        if "_se_" in layer.name:
+            kind = "SE (pool, 1x1 convs, multiply)"
+        # keras.applications names stages conv2..conv5, ours c2..c5.
+        prefix = layer.name.split("_")[0]
+        if prefix in ("c2", "c3", "c4", "c5"):
+            stage = prefix
+        elif prefix in ("conv2", "conv3", "conv4", "conv5"):
+            stage = "c" + prefix[4:]
+        else:
+            stage = "stem/top"
+        profile.append((layer.name, kind, stage, seconds))
+    return profile
+
+
+def profile_tables(models, images):
+    """Markdown tables of per-layer-kind and per-stage time of each model."""
+
+    def grouped(profile, index):
+        totals = {}
+        for entry in profile:
+            totals[entry[index]] = totals.get(entry[index], 0.0) + entry[3]
+        return dict(sorted(totals.items(), key=lambda item: -item[1]))
+
+    profiles = {name: layer_profile(model, images) for name, model in models.items()}
+    sections, data = [], {}
+    for index, label in ((1, "layer kind"), (2, "stage")):
+        groups = {name: grouped(profile, index) for name, profile in profiles.items()}
+        keys = []
+        for totals in groups.values():
+            keys += [key for key in totals if key not in keys]
+        rows = [
+            [key] + [f"{groups[name].get(key, 0.0) * 1e3:.1f}" for name in profiles]
+            for key in keys
+        ]
+        rows.append(
+            ["sum"] + [f"{sum(groups[name].values()) * 1e3:.1f}" for name in profiles]
+        )
+        headers = [label] + [f"{name} (ms)" for name in profiles]
+        sections.append(markdown_table(headers, rows))
+        data[label] = groups
+    return "\n\n".join(sections), data
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=8, help="images per step")
@@ -131,6 +213,12 @@ def main(argv=None):
         help="XLA-compile the inference function and training step of all models",
     )
     parser.add_argument("--no-training", action="store_true", help="inference only")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also time every layer of ResNet50 and the hybrid alone, "
+        "summed by layer kind and by stage",
+    )
     args = parser.parse_args(argv)
     placements = QUICK_PLACEMENTS if args.quick else tuple(TABLE12_THROUGHPUT)
     repeats = 2 if args.quick else args.repeats
@@ -231,6 +319,15 @@ def main(argv=None):
         "same run; paper ratios: TPUv3 inference over the conv baseline."
     )
     markdown = f"{setup}\n\n{table}\n\n{target}"
+    profile = None
+    if args.profile:
+        profile_markdown, profile = profile_tables(
+            {name: models[name][0] for name in (REFERENCE, HYBRID)}, images
+        )
+        markdown += (
+            "\n\nPer-layer inference time, each layer alone in its own "
+            "tf.function (medians of 3 calls), summed:\n\n" + profile_markdown
+        )
     print("\n" + markdown)
 
     suffix = "_xla" if args.jit_compile else ""
@@ -258,6 +355,7 @@ def main(argv=None):
             "repeats": repeats,
             "training_repeats": training_repeats if training else 0,
             "results": results,
+            "profile": profile,
             "markdown": markdown,
             "plots": [str(plot.relative_to(RESULTS.parent))],
         },
