@@ -85,21 +85,23 @@ def _order(report):
 
 
 def _machine_lines(reports):
-    """One line per distinct machine record (date and versions per report)."""
-    lines = []
+    """One line per distinct machine and versions, with each report's date."""
+    groups = {}
     for report in reports:
         machine = report.get("machine") or {}
         versions = ", ".join(
             f"{package} {version}"
             for package, version in (machine.get("versions") or {}).items()
         )
-        lines.append(
-            f"- `{report['_file']}`: {machine.get('date', '?')}, "
+        key = (
             f"{machine.get('processor', '?')}, {machine.get('cpus', '?')} CPUs, "
             f"{machine.get('platform', '?')}, Python {machine.get('python', '?')}; "
             f"{versions}"
         )
-    return lines
+        groups.setdefault(key, []).append(
+            f"`{report['_file']}` {machine.get('date', '?')}"
+        )
+    return [f"- {key} ({'; '.join(files)})" for key, files in groups.items()]
 
 
 def render(reports):
