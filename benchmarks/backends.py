@@ -1,6 +1,6 @@
 """The same lambda layer and model on the TensorFlow, JAX and PyTorch backends.
 
-    python -m benchmarks.backends            # 2 rounds (about 5 min)
+    python -m benchmarks.backends            # 2 rounds (about 2 min)
     python -m benchmarks.backends --quick    # small shapes, 1 round
 
 Contenders (float32, random weights):

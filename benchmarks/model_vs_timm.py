@@ -1,6 +1,6 @@
 """Our LambdaResNet26T against timm's `lambda_resnet26t`: inference throughput.
 
-    python -m benchmarks.model_vs_timm            # 256 px, batch 16 (about 3 min)
+    python -m benchmarks.model_vs_timm            # 256 px, batch 16 (3-4 min)
     python -m benchmarks.model_vs_timm --quick    # 64 px, batch 2, 2 rounds
 
 The same network (timm's ByobNet layout, 9x9 local position lambdas, same

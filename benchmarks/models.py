@@ -1,8 +1,8 @@
 """Inference and training throughput of LambdaResNets against ResNet50.
 
-    python -m benchmarks.models                  # all models (about 7 min)
+    python -m benchmarks.models                  # all models (6-11 min)
     python -m benchmarks.models --quick          # ResNet50 and the hybrid only
-    python -m benchmarks.models --jit-compile    # the same under XLA
+    python -m benchmarks.models --jit-compile    # under XLA (11 min, 17 GB)
 
 TensorFlow backend, 224x224 inputs, random weights, float32. Contenders:
 `keras.applications.ResNet50(weights=None)` (the reference), our hybrid
@@ -26,6 +26,12 @@ column is Table 13's "ResNet101 + 3 lambda" over its ResNet-101 "Baseline"
 (4040 / 4600), the nearest configuration (a few lambda layers in c4 and all
 of c5, SE elsewhere). The paper's throughputs are TPUv3 inference in float32
 (Appendix D); it reports no training throughput.
+
+Run time on the 2-core CPU: 11 min with the machine under load (peak
+resident memory 11.7 GB, mostly training the placements with lambda layers
+in c2, whose 3136 x 3136 position embeddings are materialised); 11 min and
+17 GB with `--jit-compile` (XLA compiles 20 functions). `--profile` adds a
+per-layer breakdown of ResNet50 and the hybrid.
 
 Writes benchmarks/results/models.json (and models_xla.json with
 `--jit-compile`) and a plot of the inference ratios.
