@@ -151,3 +151,45 @@ def markdown_table(headers, rows):
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def save_bar_plot(path, labels, series, ylabel, title, reference=1.0):
+    """Grouped horizontal bar chart (matplotlib, Agg) of `series` per label.
+
+    Args:
+        path: the PNG to write.
+        labels: one label per group (bar positions, top to bottom).
+        series: dict of series name -> one value per label (None: no bar).
+        ylabel: the value axis title.
+        title: the plot title.
+        reference: where to draw a dashed reference line, or None.
+
+    Returns:
+        The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    count = len(series)
+    height = 0.8 / max(count, 1)
+    figure, axes = plt.subplots(figsize=(8, 0.5 + 0.45 * len(labels) * count))
+    for index, (name, values) in enumerate(series.items()):
+        positions = [i + (index - (count - 1) / 2) * height for i in range(len(labels))]
+        shown = [(p, v) for p, v in zip(positions, values) if v is not None]
+        axes.barh(
+            [p for p, _ in shown], [v for _, v in shown], height=height, label=name
+        )
+    axes.set_yticks(range(len(labels)), labels)
+    axes.invert_yaxis()
+    axes.set_xlabel(ylabel)
+    axes.set_title(title, fontsize=10)
+    if reference is not None:
+        axes.axvline(reference, color="grey", linestyle="--", linewidth=1)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
