@@ -13,50 +13,74 @@ trainable parameter count), random weights, float32, at 256x256 with batch
 - timm: `timm.create_model("lambda_resnet26t", pretrained=False).eval()`,
   eager PyTorch in float32 under `torch.no_grad()` (the reference), and for
   information under `torch.inference_mode()` and with channels_last memory
-  format (no torch.compile), and with one thread (PyTorch's OpenMP pool
-  suffers most when a shared machine is oversubscribed: compare it with the
-  all-cores row to see how much of a gap is contention).
+  format (no torch.compile).
 
-TensorFlow and PyTorch run in this one process with all cores each
-(`torch.set_num_threads(os.cpu_count())`; TensorFlow's default thread pools),
-and are timed alternately, round by round (`interleaved_medians`).
-Writes benchmarks/results/model_vs_timm.json.
+Each framework runs in its own fresh worker process on all cores
+(`torch.set_num_threads(os.cpu_count())`; TensorFlow's default thread
+pools): in one process the two thread pools slow each other down (timm ran
+1.6x faster on one thread than on two beside TensorFlow). The workers
+alternate, TensorFlow then PyTorch, for `--rounds` rounds; inside a worker
+its variants are timed alternately (`interleaved_medians`), and a time is
+the median over rounds. Writes benchmarks/results/model_vs_timm.json.
 """
 
 import argparse
+import json
 import os
+import statistics
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import timm  # noqa: E402
-import torch  # noqa: E402
 
 from benchmarks.common import interleaved_medians  # noqa: E402
 from benchmarks.common import markdown_table  # noqa: E402
+from benchmarks.common import run_worker  # noqa: E402
 from benchmarks.common import write_report  # noqa: E402
-from lambda_keras.applications import LambdaResNet26T  # noqa: E402
 
 REFERENCE = "timm, torch.no_grad"
 OURS = "ours, tf.function"
 TARGET = 1.25
+FRAMEWORKS = ("tensorflow", "torch")
 
 
-def contenders(batch, size):
-    """Name -> (callable running one batch, framework detail)."""
+def _images(batch, size):
     rng = np.random.default_rng(0)
-    images = rng.uniform(-1, 1, (batch, size, size, 3)).astype("float32")
+    return rng.uniform(-1, 1, (batch, size, size, 3)).astype("float32")
+
+
+def tensorflow_contenders(batch, size):
+    """Our model's variants: name -> callable, and its parameter counts."""
+    import keras
+    import tensorflow as tf
+
+    from lambda_keras.applications import LambdaResNet26T
 
     keras.utils.set_random_seed(0)
     ours = LambdaResNet26T(weights=None, input_shape=(size, size, 3))
-    tf_images = tf.constant(images)
+    images = tf.constant(_images(batch, size))
     forward = tf.function(lambda x: ours(x, training=False), autograph=False)
     forward_xla = tf.function(
         lambda x: ours(x, training=False), autograph=False, jit_compile=True
     )
+    runs = {
+        OURS: lambda: forward(images).numpy(),
+        "ours, tf.function jit_compile=True": lambda: forward_xla(images).numpy(),
+    }
+    parameters = {
+        "ours_trainable": int(sum(np.prod(w.shape) for w in ours.trainable_weights)),
+        "ours_all_weights": int(ours.count_params()),
+    }
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    return runs, parameters, {"tensorflow_intra_op": threads or os.cpu_count()}
 
+
+def torch_contenders(batch, size):
+    """timm's model's variants: name -> callable, and its parameter counts."""
+    import timm
+    import torch
+
+    torch.set_num_threads(os.cpu_count())
     torch.manual_seed(0)
     peer = timm.create_model("lambda_resnet26t", pretrained=False).eval()
     peer_last = timm.create_model("lambda_resnet26t", pretrained=False).eval()
@@ -66,72 +90,82 @@ def contenders(batch, size):
     for module in peer_last.modules():
         if isinstance(module, torch.nn.Conv2d):
             module.to(memory_format=torch.channels_last)
-    torch_images = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
-    torch_images_last = torch_images.contiguous(memory_format=torch.channels_last)
+    images = torch.from_numpy(
+        np.ascontiguousarray(_images(batch, size).transpose(0, 3, 1, 2))
+    )
+    images_last = images.contiguous(memory_format=torch.channels_last)
 
-    def timm_no_grad():
+    def no_grad():
         with torch.no_grad():
-            return peer(torch_images).numpy()
+            return peer(images).numpy()
 
-    def timm_inference_mode():
+    def inference_mode():
         with torch.inference_mode():
-            return peer(torch_images).numpy()
+            return peer(images).numpy()
 
-    def timm_one_thread():
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return timm_no_grad()
-        finally:
-            torch.set_num_threads(threads)
-
-    def timm_channels_last():
+    def channels_last():
         with torch.inference_mode():
-            return peer_last(torch_images_last).numpy()
+            return peer_last(images_last).numpy()
 
     runs = {
-        REFERENCE: timm_no_grad,
-        OURS: lambda: forward(tf_images).numpy(),
-        "ours, tf.function jit_compile=True": lambda: forward_xla(tf_images).numpy(),
-        "timm, torch.inference_mode": timm_inference_mode,
-        "timm, inference_mode + channels_last": timm_channels_last,
-        "timm, torch.no_grad, 1 thread": timm_one_thread,
+        REFERENCE: no_grad,
+        "timm, torch.inference_mode": inference_mode,
+        "timm, inference_mode + channels_last": channels_last,
     }
     parameters = {
-        "ours_trainable": int(sum(np.prod(w.shape) for w in ours.trainable_weights)),
-        "ours_all_weights": int(ours.count_params()),
         "timm_parameters": int(sum(p.numel() for p in peer.parameters())),
         "timm_buffers": int(sum(b.numel() for b in peer.buffers())),
     }
-    return runs, parameters
+    return runs, parameters, {"torch": torch.get_num_threads()}
+
+
+def worker(framework, batch, size, repeats):
+    """Times one framework's variants in this process; prints JSON."""
+    build = tensorflow_contenders if framework == "tensorflow" else torch_contenders
+    runs, parameters, threads = build(batch, size)
+    seconds = interleaved_medians(runs, repeats=repeats, warmup=2)
+    print(
+        json.dumps({"seconds": seconds, "parameters": parameters, "threads": threads})
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=16, help="images per call")
     parser.add_argument("--size", type=int, default=256, help="image size (px)")
-    parser.add_argument("--repeats", type=int, default=10, help="timed rounds")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls")
+    parser.add_argument("--rounds", type=int, default=3, help="worker rounds")
+    parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     parser.add_argument(
-        "--quick", action="store_true", help="64 px, batch 2, 2 rounds (smoke run)"
+        "--quick", action="store_true", help="64 px, batch 2, 1 round (smoke run)"
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.batch, args.size, args.repeats = 2, 64, 2
+        args.batch, args.size, args.repeats, args.rounds = 2, 64, 2, 1
+    if args.worker:
+        worker(args.worker, args.batch, args.size, args.repeats)
+        return
 
-    torch.set_num_threads(os.cpu_count())
-    runs, parameters = contenders(args.batch, args.size)
-    tf_threads = tf.config.threading.get_intra_op_parallelism_threads()
-    threads = {
-        "torch": torch.get_num_threads(),
-        "tensorflow_intra_op": tf_threads or os.cpu_count(),
-        "tensorflow_intra_op_setting": tf_threads,
-    }
-    print(
-        f"batch {args.batch}, {args.size}px, threads {threads}, "
-        f"parameters {parameters}",
-        flush=True,
-    )
-    seconds = interleaved_medians(runs, repeats=args.repeats, warmup=2)
+    measured, parameters, threads = {}, {}, {}
+    for _ in range(args.rounds):
+        for framework in FRAMEWORKS:
+            run = run_worker(
+                "benchmarks.model_vs_timm",
+                [
+                    f"--worker={framework}",
+                    f"--batch={args.batch}",
+                    f"--size={args.size}",
+                    f"--repeats={args.repeats}",
+                ],
+            )
+            if run["status"] != "ok":
+                raise SystemExit(f"{framework} worker: {run}")
+            for name, value in run["seconds"].items():
+                measured.setdefault(name, []).append(value)
+            parameters.update(run["parameters"])
+            threads.update(run["threads"])
+            print(framework, run["seconds"], flush=True)
+    seconds = {name: statistics.median(values) for name, values in measured.items()}
 
     results = []
     for name, value in seconds.items():
@@ -161,8 +195,9 @@ def main(argv=None):
     markdown = (
         f"Inference, float32, batch {args.batch}, {args.size}x{args.size}, "
         f"{threads['torch']} torch threads, {threads['tensorflow_intra_op']} "
-        f"TensorFlow intra-op threads, medians of {args.repeats} interleaved "
-        "rounds.\n\n"
+        f"TensorFlow intra-op threads, one process per framework, median over "
+        f"{args.rounds} rounds of each process's median of {args.repeats} "
+        "calls.\n\n"
         f"{table}\n\n"
         f"Same architecture: {parameters['ours_trainable']:,} trainable "
         f"parameters in ours, {parameters['timm_parameters']:,} in timm "
@@ -178,6 +213,7 @@ def main(argv=None):
             "batch": args.batch,
             "size": args.size,
             "repeats": args.repeats,
+            "rounds": args.rounds,
             "threads": threads,
             "parameters": parameters,
             "results": results,

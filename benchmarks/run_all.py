@@ -25,14 +25,13 @@ from benchmarks.common import RESULTS
 BENCHMARKS_DIRECTORY = Path(__file__).parent
 # Run order; a module is run only if benchmarks/NAME.py exists.
 BENCHMARKS = (
+    "implementation_crossover",
+    "layer_vs_peers",
+    "lambda_conv_profile",
+    "layer_memory",
     "models",
     "model_vs_timm",
     "backends",
-    "layer_vs_peers",
-    "layer_memory",
-    "implementation_crossover",
-    "param_table",
-    "export_sizes",
 )
 README = BENCHMARKS_DIRECTORY / "README.md"
 

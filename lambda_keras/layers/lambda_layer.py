@@ -28,7 +28,7 @@ IMPLEMENTATIONS = ("auto", "einsum", "conv")
 # `python -m benchmarks.implementation_crossover` on a 2-core CPU
 # (TensorFlow 2.21, 2026-11-21). The paper switches above 85^2 positions on
 # TPUs (Appendix D).
-CONV_COST_RATIO = 3.2
+CONV_COST_RATIO = 0.5
 
 
 @keras.saving.register_keras_serializable(package="lambda_keras")

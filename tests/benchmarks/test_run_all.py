@@ -112,6 +112,8 @@ def test_model_vs_timm_runs_end_to_end():
                 "64",
                 "--repeats",
                 "1",
+                "--rounds",
+                "1",
             ],
             cwd=REPOSITORY,
             check=True,
