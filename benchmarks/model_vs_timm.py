@@ -190,7 +190,7 @@ def main(argv=None):
         ["contender", "ms / batch", "images/s", "ratio to timm (no_grad)"], rows
     )
     ratio = seconds[REFERENCE] / seconds[OURS]
-    statistics = parameters["ours_all_weights"] - parameters["ours_trainable"]
+    moving_statistics = parameters["ours_all_weights"] - parameters["ours_trainable"]
     verdict = "met" if ratio >= TARGET else "missed"
     markdown = (
         f"Inference, float32, batch {args.batch}, {args.size}x{args.size}, "
@@ -201,7 +201,7 @@ def main(argv=None):
         f"{table}\n\n"
         f"Same architecture: {parameters['ours_trainable']:,} trainable "
         f"parameters in ours, {parameters['timm_parameters']:,} in timm "
-        f"(Keras also counts the {statistics:,} "
+        f"(Keras also counts the {moving_statistics:,} "
         "BatchNorm moving statistics as weights; timm keeps them as "
         f"buffers).\n\nTarget: ours >= {TARGET}x timm: {ratio:.2f}x ({verdict})."
     )
