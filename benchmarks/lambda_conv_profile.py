@@ -10,8 +10,9 @@ multiply-add rate, but its two gradients are separate TensorFlow kernels:
 `Conv3DBackpropInputV2` (|k| channels into one, the gradient of the values)
 and `Conv3DBackpropFilterV2` (the gradient of the relative position
 embeddings). This times the three ops alone, alternately,
-for r = 9 and r = 23, with their multiply-add rates, to show where the
-layer's forward+backward time goes.
+for r = 9 and r = 23, with their multiply-add rates, to show where a
+generic forward+backward time goes, and the whole backward pass with those
+generic gradients against lambda_keras' custom ones.
 """
 
 import argparse
@@ -36,6 +37,8 @@ def main(argv=None):
 
     import numpy as np
     import tensorflow as tf
+
+    from lambda_keras.ops import lambda_convolution
 
     rng = np.random.default_rng(0)
     rows, results = [], []
@@ -75,14 +78,48 @@ def main(argv=None):
                 )
             ),
         }
+        # The whole backward pass, TensorFlow's generic gradients against
+        # lambda_keras' (`lambda_convolution`'s custom gradients: a
+        # depthwise convolution for the values, a valid convolution for the
+        # embeddings).
+        table = tf.reshape(kernel, (scope, scope, DIM_K, 1))
+        grid = values
+        lambdas_upstream = tf.reshape(
+            tf.transpose(upstream, (0, 1, 2, 4, 3)), (BATCH, SIZE * SIZE, DIM_K, DIM_V)
+        )
+
+        def backward(convolve, v=grid, t=table, g=lambdas_upstream):
+            with tf.GradientTape() as tape:
+                tape.watch([v, t])
+                lambdas = convolve(v, t)
+            return tape.gradient(lambdas, [v, t], output_gradients=g)
+
+        def generic(v, t):
+            conv_kernel = tf.expand_dims(tf.transpose(t, (0, 1, 3, 2)), 2)
+            lambdas = tf.raw_ops.Conv3D(
+                input=v, filter=conv_kernel, strides=STRIDES, padding="SAME"
+            )
+            lambdas = tf.reshape(lambdas, (BATCH, SIZE * SIZE, DIM_V, DIM_K))
+            return tf.transpose(lambdas, (0, 1, 3, 2))
+
+        ops["backward, TensorFlow's generic gradients (both)"] = tf.function(
+            lambda: backward(generic)
+        )
+        ops["backward, lambda_keras' gradients (both)"] = tf.function(
+            lambda: backward(lambda_convolution)
+        )
         medians = interleaved_medians(
-            {name: (lambda op=op: op().numpy()) for name, op in ops.items()},
+            {
+                name: (lambda op=op: [t.numpy() for t in tf.nest.flatten(op())])
+                for name, op in ops.items()
+            },
             repeats=repeats,
         )
         multiply_adds = BATCH * DIM_V * SIZE * SIZE * DIM_K * scope * scope
         forward = medians["forward (Conv3D)"]
         for name, seconds in medians.items():
-            rate = multiply_adds / seconds / 1e9
+            work = multiply_adds * (2 if "(both)" in name else 1)
+            rate = work / seconds / 1e9
             rows.append(
                 [
                     scope,
@@ -98,8 +135,13 @@ def main(argv=None):
     table = markdown_table(headers, rows)
     note = (
         f"Lambda convolution of a {SIZE}x{SIZE} input, batch {BATCH}, "
-        f"|v| = {DIM_V}, |k| = {DIM_K}; every op does the same "
-        "multiply-adds (b |v| n |k| r^2)."
+        f"|v| = {DIM_V}, |k| = {DIM_K}; each of the first three ops does the "
+        "same multiply-adds (b |v| n |k| r^2). The last two rows are the "
+        "whole backward pass (both gradients): TensorFlow's generic "
+        "convolution gradients (the two ops above) against the custom "
+        "gradients of `lambda_keras.ops.lambda_convolution` (a depthwise "
+        "convolution for the values, a valid convolution for the "
+        "embeddings), which the layer uses."
     )
     print()
     print(table)
