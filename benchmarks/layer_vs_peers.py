@@ -38,10 +38,12 @@ import statistics
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from benchmarks.common import RESULTS  # noqa: E402
 from benchmarks.common import interleaved_medians  # noqa: E402
 from benchmarks.common import markdown_table  # noqa: E402
 from benchmarks.common import rss_bytes  # noqa: E402
 from benchmarks.common import run_worker  # noqa: E402
+from benchmarks.common import save_bar_plot  # noqa: E402
 from benchmarks.common import write_report  # noqa: E402
 
 SHAPES = {
@@ -209,7 +211,8 @@ def main(argv=None):
                 return result
         raise KeyError((contender, shape, scope, mode))
 
-    rows, verdicts = [], []
+    rows, verdicts, labels = [], [], []
+    relative_times = {"ours": [], "lucidrains": []}
     for scope in scopes:
         for shape in shapes:
             batch, size, channels = SHAPES[shape]
@@ -219,6 +222,9 @@ def main(argv=None):
                 memory_ratio = ours["peak_bytes"] / timm["peak_bytes"]
                 met = time_ratio <= TARGET and memory_ratio <= 1.0
                 verdicts.append(met)
+                labels.append(f"{shape} r={scope} {mode}")
+                relative_times["ours"].append(time_ratio)
+                relative_times["lucidrains"].append(lucid["seconds"] / timm["seconds"])
                 rows.append(
                     [
                         f"{shape} {size}x{size}x{channels}, b{batch}",
@@ -254,6 +260,13 @@ def main(argv=None):
     print(table)
     print()
     print(summary)
+    plot = save_bar_plot(
+        RESULTS / "layer_vs_peers.png",
+        labels,
+        relative_times,
+        "time / timm's time (timm = 1, dashed; target for ours <= 0.6)",
+        "Lambda layer time relative to timm's, same shapes and scope",
+    )
     write_report(
         "layer_vs_peers",
         {
@@ -266,6 +279,7 @@ def main(argv=None):
                 "rounds": rounds,
             },
             "results": results,
+            "plots": [str(plot.relative_to(RESULTS.parent))],
         },
     )
 
