@@ -43,6 +43,16 @@ OUTPUT = Path(__file__).parent / "results" / "export.json"
 
 
 def spread_weights(model, images, seed=0):
+    """Spreads a classifier's random weights so its outputs say something.
+
+    Random BatchNorm scales, offsets and statistics, and (when the model
+    has its "predictions" classifier) a classifier whose logits have a
+    standard deviation of 1 over `images`; in place. The export tests use
+    it too.
+
+    Returns:
+        The model.
+    """
     rng = np.random.default_rng(seed)
     for variable in model.variables:
         name = variable.path.split("/")[-1]
@@ -53,13 +63,16 @@ def spread_weights(model, images, seed=0):
             variable.assign(rng.normal(0.0, 0.1, shape))
         elif name == "moving_variance":
             variable.assign(rng.uniform(0.5, 1.5, shape))
+    if "predictions" not in [layer.name for layer in model.layers]:
+        return model
     embedder = keras.Model(model.input, model.get_layer("avg_pool").output)
     features = embedder.predict(images, verbose=0)
     classifier = model.get_layer("predictions")
     kernel = rng.normal(0.0, 1.0, tuple(classifier.kernel.shape))
-    kernel /= ((features - features.mean(0)) @ kernel).std()
+    kernel /= max(((features - features.mean(0)) @ kernel).std(), 1e-6)
     classifier.kernel.assign(kernel)
     classifier.bias.assign(-features.mean(0) @ kernel)
+    return model
 
 
 def folder_size(path):

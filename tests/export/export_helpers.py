@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from benchmarks.export_sizes import spread_weights as benchmark_spread_weights
 from lambda_keras.applications import LambdaResNet
 from lambda_keras.applications import LambdaResNet26Compact
 from lambda_keras.applications import preprocess_input
@@ -28,36 +29,13 @@ PREPROCESSING = ServingPreprocessing(input_size=SIZE, crop_fraction=0.875)
 
 
 def spread_weights(model, seed=0):
-    """Random BatchNorm scales, offsets and statistics, and a classifier
-    whose logits have a standard deviation of 1 over the sample photographs
-    (in place)."""
-    rng = np.random.default_rng(seed)
-    for variable in model.variables:
-        name = variable.path.split("/")[-1]
-        shape = tuple(variable.shape)
-        if name == "gamma":
-            variable.assign(rng.uniform(0.5, 1.5, shape))
-        elif name in ("beta", "moving_mean"):
-            variable.assign(rng.normal(0.0, 0.1, shape))
-        elif name == "moving_variance":
-            variable.assign(rng.uniform(0.5, 1.5, shape))
-    layer_names = [layer.name for layer in model.layers]
-    if "predictions" not in layer_names:
-        return model
+    """`benchmarks.export_sizes.spread_weights` over the sample photographs."""
     size = model.input_shape[1] or SIZE
     photos = [path.read_bytes() for path in sample_images()]
     images = keras_inputs(photos, ServingPreprocessing(size))
-    if not any(name == "normalization" for name in layer_names):
+    if not any(layer.name == "normalization" for layer in model.layers):
         images = preprocess_input(images)
-    features = keras.Model(model.input, model.get_layer("avg_pool").output)
-    features = features.predict(images, verbose=0)
-    classifier = model.get_layer("predictions")
-    kernel = rng.normal(0.0, 1.0, tuple(classifier.kernel.shape))
-    logits = (features - features.mean(0)) @ kernel
-    kernel /= max(logits.std(), 1e-6)
-    classifier.kernel.assign(kernel)
-    classifier.bias.assign(-features.mean(0) @ kernel)
-    return model
+    return benchmark_spread_weights(model, images, seed)
 
 
 def compact_model(seed=0, **kwargs):
