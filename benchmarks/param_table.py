@@ -19,11 +19,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from lambda_keras import applications  # noqa: E402
-from lambda_keras.applications import lambda_resnet  # noqa: E402
 from lambda_keras.applications.flops import count_multiply_adds  # noqa: E402
 from lambda_keras.applications.paper_tables import FLOP_COUNTS  # noqa: E402
 from lambda_keras.applications.paper_tables import INCONSISTENT_ROWS  # noqa: E402
 from lambda_keras.applications.paper_tables import PARAMETER_COUNTS  # noqa: E402
+from lambda_keras.applications.variants import VARIANTS  # noqa: E402
 
 
 def trainable_parameters(model):
@@ -76,20 +76,24 @@ def main():
     print("| model | blocks | lambda layers in c4 | image size | parameters | GFLOPS |")
     print("|---|---|---|---|---|---|")
     family = []
-    for depth, blocks in lambda_resnet.MODEL_DEPTHS.items():
-        model = getattr(applications, f"LambdaResNet{depth}")()
+    paper_models = [
+        v
+        for v in VARIANTS
+        if v.architecture == "hybrid" and not v.options.get("width_multiplier")
+    ]
+    for variant in paper_models:
+        blocks, size, c4 = variant.depths, variant.default_size, variant.placement[2]
+        model = applications.MODELS[variant.name]()
         params = trainable_parameters(model) / 1e6
         gflops = 2 * count_multiply_adds(model) / 1e9
-        size = lambda_resnet.DEFAULT_SIZES[depth]
-        c4 = lambda_resnet.C4_LAMBDA_LAYERS[depth]
         print(
-            f"| LambdaResNet{depth} | {blocks} | {c4} | {size} | {params:.1f}M | "
+            f"| {variant.name} | {blocks} | {c4} | {size} | {params:.1f}M | "
             f"{gflops:.1f} |",
             flush=True,
         )
         family.append(
             {
-                "model": f"LambdaResNet{depth}",
+                "model": variant.name,
                 "blocks": blocks,
                 "c4_lambda": c4,
                 "image_size": size,

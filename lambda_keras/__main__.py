@@ -25,11 +25,9 @@ def main(argv=None):
         "convert-timm",
         help="convert a timm LambdaResNet checkpoint to a Keras .weights.h5",
     )
-    convert.add_argument(
-        "--model",
-        required=True,
-        help="LambdaResNet26T, LambdaResNet50TS or LambdaResNet26RPT256",
-    )
+    from lambda_keras.applications.variants import TIMM_MODELS
+
+    convert.add_argument("--model", required=True, choices=sorted(TIMM_MODELS))
     convert.add_argument(
         "--checkpoint", required=True, help=".safetensors or .pth file from timm"
     )
@@ -94,21 +92,16 @@ def main(argv=None):
 
 
 def _convert_timm(args):
-    from lambda_keras.applications import timm_lambda_resnet
+    from lambda_keras.applications.variants import TIMM_MODELS
     from lambda_keras.convert import read_checkpoint
     from lambda_keras.convert.timm import load_timm_state_dict
 
-    if args.model not in timm_lambda_resnet.TIMM_MODELS:
-        raise SystemExit(
-            f"--model must be one of {sorted(timm_lambda_resnet.TIMM_MODELS)}. "
-            f"Received: --model={args.model}"
-        )
     if not args.output.endswith(".weights.h5"):
         raise SystemExit(
             f"--output must end in .weights.h5. Received: --output={args.output}"
         )
     size = args.input_size
-    model = getattr(timm_lambda_resnet, args.model)(input_shape=(size, size, 3))
+    model = TIMM_MODELS[args.model](input_shape=(size, size, 3))
     report = load_timm_state_dict(model, read_checkpoint(args.checkpoint))
     model.save_weights(args.output)
     print(

@@ -70,3 +70,58 @@ def spatial_sizes(max_size, spatial_rank):
         f"`max_size` has {len(max_size)} entries but the input has "
         f"{spatial_rank} spatial dimension(s). Received: max_size={max_size}"
     )
+
+
+def image_input_shape(input_shape, default_size, min_size, require_static):
+    """The (height, width, channels) input shape of an image model.
+
+    The checks of `keras.applications` for models without its weights:
+    channels-last images, each side at least `min_size`.
+
+    Args:
+        input_shape: None (the default square, RGB) or (height, width,
+            channels); height and width may be None unless
+            `require_static`.
+        default_size: side of the default shape.
+        min_size: smallest side allowed.
+        require_static: whether height and width must be known (a
+            classifier on top).
+
+    Returns:
+        The shape, a tuple.
+    """
+    if input_shape is None:
+        return (default_size, default_size, 3)
+    shape = tuple(input_shape) if isinstance(input_shape, (list, tuple)) else None
+    sides_ok = shape is not None and all(
+        side is None
+        or (isinstance(side, int) and not isinstance(side, bool) and side >= min_size)
+        for side in shape[:2]
+    )
+    if shape is None or len(shape) != 3 or not sides_ok or shape[2] is None:
+        raise ValueError(
+            "`input_shape` must be (height, width, channels), the image at "
+            f"least {min_size}x{min_size}. Received: input_shape={input_shape!r}"
+        )
+    positive_int("input_shape[2]", shape[2])
+    if require_static and None in shape:
+        raise ValueError(
+            "With `include_top=True`, `input_shape` must give the height and "
+            f"width. Received: input_shape={input_shape!r}"
+        )
+    return shape
+
+
+def classifier_activation_for(classifier_activation, weights):
+    """Checks the classifier's activation against pretrained weights.
+
+    Pretrained classifiers were trained with a softmax: with `weights` only
+    "softmax" or None (logits) are allowed, as in `keras.applications`.
+    """
+    if weights is not None and classifier_activation not in ("softmax", None):
+        raise ValueError(
+            "With pretrained `weights`, `classifier_activation` must be "
+            "'softmax' or None. Received: "
+            f"classifier_activation={classifier_activation!r}"
+        )
+    return classifier_activation

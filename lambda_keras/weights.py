@@ -28,10 +28,6 @@ from pathlib import Path
 import keras
 import numpy as np
 
-# keras.applications' own check of weights paths (local and gs://), kept out
-# of Keras' public namespace.
-from keras.src.utils import file_utils
-
 from lambda_keras.convert import read_checkpoint
 from lambda_keras.convert.timm import load_timm_state_dict
 
@@ -463,8 +459,15 @@ def _validate_file(entry_file, where, label, required=REQUIRED_FILE_KEYS):
             fail("has a 'sha256_prefix' that disagrees with its 'sha256'")
 
 
-def resolve_weights(weights, architecture, include_top=True, classes=1000):
-    """Interprets the `weights` argument of a model constructor.
+def resolve_weights(
+    weights, architecture, include_top=True, classes=None, manifest=None
+):
+    """Interprets a `weights` argument: the one decision of "file or name?".
+
+    The model constructors, `lambda-keras train`, `evaluate` and `export`
+    all call it. A local file that exists, or a path on a remote file
+    system that Keras reads (`gs://...`), is a file; any other string is
+    the name or alias of registered weights.
 
     Args:
         weights: None, the path of a weights file, or the name or alias of
@@ -472,7 +475,10 @@ def resolve_weights(weights, architecture, include_top=True, classes=1000):
         architecture: the constructor's registry name, e.g.
             "LambdaResNet26T".
         include_top: whether the model keeps its classifier.
-        classes: the model's number of classes.
+        classes: the model's number of classes; None accepts the weights'
+            (to build the pretrained network, then replace its classifier).
+        manifest: entries or a manifest path (see `find_checkpoint`); None
+            for the package's registry.
 
     Returns:
         None, the path (a str) or the manifest entry (a dict).
@@ -483,15 +489,17 @@ def resolve_weights(weights, architecture, include_top=True, classes=1000):
     """
     if weights is None:
         return None
-    if isinstance(weights, (str, os.PathLike)) and file_utils.exists(str(weights)):
-        return str(weights)
+    if isinstance(weights, os.PathLike) or (
+        isinstance(weights, str) and _is_file_path(weights)
+    ):
+        return os.fspath(weights)
     if not isinstance(weights, str):
         raise ValueError(
             "The `weights` argument should be None, the name of pretrained "
             f"weights or the path to a weights file. Received: weights={weights!r}"
         )
-    entry = find_checkpoint(weights, architecture=architecture)
-    if include_top and classes != entry["classes"]:
+    entry = find_checkpoint(weights, architecture=architecture, manifest=manifest)
+    if include_top and classes is not None and classes != entry["classes"]:
         raise ValueError(
             f"If using `weights='{weights}'` with `include_top=True`, "
             f"`classes` should be {entry['classes']}. Received: classes={classes}. "
@@ -499,6 +507,12 @@ def resolve_weights(weights, architecture, include_top=True, classes=1000):
             "to train a new classifier."
         )
     return entry
+
+
+def _is_file_path(weights):
+    scheme = urllib.parse.urlsplit(weights).scheme
+    remote = len(scheme) > 1 and scheme not in ("http", "https", "file")
+    return remote or os.path.exists(weights)
 
 
 def load_pretrained(model, entry, cache_dir=None):

@@ -1,8 +1,9 @@
 """LambdaResNets (Bello, ICLR 2021, Sec. 5 and Appendix D).
 
 ResNets whose 3x3 convolutions are replaced by lambda layers, in the style of
-`keras.applications.ResNet50`. `LambdaResNet(depths, ...)` builds any depth;
-`LambdaResNet50` ... `LambdaResNet420` are the paper's models.
+`keras.applications.ResNet50`. `LambdaResNet(depths, ...)` builds any
+depth; the named networks (`LambdaResNet50` ... `LambdaResNet420` and the
+others) are rows of `variants.VARIANTS`.
 
 Two architectures:
 
@@ -31,16 +32,14 @@ BatchNorm of each bottleneck starts with gamma = 0.
 import keras
 from keras import layers
 
-# obtain_input_shape and validate_activation are what keras.applications
-# itself validates with; Keras keeps them out of its public namespace.
-from keras.src.applications import imagenet_utils
-
 from lambda_keras.applications.imagenet import IMAGENET_MEAN
 from lambda_keras.applications.imagenet import IMAGENET_STD
 from lambda_keras.layers import LambdaLayer
 from lambda_keras.layers import PaddedMaxPooling2D
 from lambda_keras.layers import RelativePositionEmbedding
 from lambda_keras.layers import StochasticDepth
+from lambda_keras.validation import classifier_activation_for
+from lambda_keras.validation import image_input_shape
 from lambda_keras.weights import load_pretrained
 from lambda_keras.weights import resolve_weights
 
@@ -83,22 +82,6 @@ ARCHITECTURES = {
         local_position_bias=True,
     ),
 }
-
-# Blocks per stage (c2, c3, c4, c5), lambda layers in c4 of the hybrid
-# models (Appendix D) and default image size of each paper model.
-MODEL_DEPTHS = {
-    50: (3, 4, 6, 3),
-    101: (3, 4, 23, 3),
-    152: (3, 8, 36, 3),
-    200: (3, 24, 36, 3),
-    270: (4, 29, 53, 4),
-    350: (4, 36, 72, 4),
-    420: (4, 44, 87, 4),
-}
-C4_LAMBDA_LAYERS = {50: 1, 101: 3, 152: 6, 200: 6, 270: 6, 350: 6, 420: 8}
-# Figure 2 scales depth and image size together from 224 to 320; Table 13
-# uses 256 for ResNet-152 and Table 5 uses 320 for the large models.
-DEFAULT_SIZES = {50: 224, 101: 224, 152: 256, 200: 288, 270: 288, 350: 320, 420: 320}
 
 
 def LambdaResNet(  # noqa: N802 (keras.applications naming)
@@ -227,13 +210,8 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
             "LambdaResNets support the 'channels_last' image data format only. "
             f"Received: image_data_format={keras.config.image_data_format()!r}"
         )
-    input_shape = imagenet_utils.obtain_input_shape(
-        input_shape,
-        default_size=default_size,
-        min_size=32,
-        data_format="channels_last",
-        require_flatten=include_top,
-        weights=None,
+    input_shape = image_input_shape(
+        input_shape, default_size, min_size=32, require_static=include_top
     )
     if input_tensor is None:
         image_input = layers.Input(shape=input_shape)
@@ -301,7 +279,7 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         if dropout_rate:
             x = layers.Dropout(dropout_rate, name="top_dropout")(x)
-        imagenet_utils.validate_activation(classifier_activation, weights)
+        classifier_activation_for(classifier_activation, weights)
         # Under a mixed policy the classifier still computes in float32, so
         # its softmax and the losses and metrics that read it stay exact.
         policy = keras.config.dtype_policy()
@@ -509,89 +487,3 @@ def _lambda_blocks(placement, depths):
             f"Received: placement={original!r}"
         )
     return blocks
-
-
-def named_constructor(
-    constructor_name, model_name, depths, doc, default_classes=1000, **defaults
-):
-    """Makes a keras.applications-style constructor of one fixed network.
-
-    Args:
-        constructor_name: e.g. "LambdaResNet50"; also the name its named
-            weights are registered under.
-        model_name: default `name` of the model.
-        depths: blocks per stage.
-        doc: the constructor's docstring.
-        default_classes: default `classes` (that of its named weights).
-        **defaults: `LambdaResNet` keyword arguments the constructor sets;
-            callers may still override each of them.
-
-    Returns:
-        The constructor.
-    """
-
-    def constructor(
-        include_top=True,
-        weights=None,
-        input_tensor=None,
-        input_shape=None,
-        pooling=None,
-        classes=default_classes,
-        classifier_activation="softmax",
-        include_preprocessing=False,
-        name=model_name,
-        **kwargs,
-    ):
-        return LambdaResNet(
-            depths,
-            include_top=include_top,
-            weights=weights,
-            input_tensor=input_tensor,
-            input_shape=input_shape,
-            pooling=pooling,
-            classes=classes,
-            classifier_activation=classifier_activation,
-            include_preprocessing=include_preprocessing,
-            name=name,
-            **{"weights_registry_name": constructor_name, **defaults, **kwargs},
-        )
-
-    constructor.__name__ = constructor.__qualname__ = constructor_name
-    constructor.default_size = defaults.get("default_size", 224)
-    constructor.__doc__ = doc
-    return constructor
-
-
-def _paper_constructor(depth):
-    drop = 0.2 if depth > 200 else 0.0
-    size = DEFAULT_SIZES[depth]
-    return named_constructor(
-        f"LambdaResNet{depth}",
-        f"lambda_resnet{depth}",
-        MODEL_DEPTHS[depth],
-        f"""Instantiates the LambdaResNet{depth} of the paper.
-
-    Hybrid LambdaResNet by default: blocks {MODEL_DEPTHS[depth]},
-    {C4_LAMBDA_LAYERS[depth]} lambda layer(s) uniformly spaced in c4 and
-    lambda layers in all of c5, default input {size}x{size}, stochastic
-    depth {drop}. Arguments as `keras.applications.ResNet50` plus
-    `include_preprocessing`; every keyword argument of `LambdaResNet`
-    (architecture, placement, dim_k, heads, dim_u, scope, ...) may be
-    overridden.
-
-    Returns:
-        A `keras.Model`.
-    """,
-        placement=("C", "C", C4_LAMBDA_LAYERS[depth], "L"),
-        stochastic_depth_rate=drop,
-        default_size=size,
-    )
-
-
-LambdaResNet50 = _paper_constructor(50)
-LambdaResNet101 = _paper_constructor(101)
-LambdaResNet152 = _paper_constructor(152)
-LambdaResNet200 = _paper_constructor(200)
-LambdaResNet270 = _paper_constructor(270)
-LambdaResNet350 = _paper_constructor(350)
-LambdaResNet420 = _paper_constructor(420)

@@ -9,7 +9,7 @@ own way); the class names are written beside the model by the CLI
 (`labels.txt`).
 
 The function is frozen first (variables and captured constants folded into
-the graph by `convert_variables_to_constants_v2`): `tf2onnx` otherwise turns
+the graph by `_compat.freeze_concrete_function`): `tf2onnx` otherwise turns
 the captured mean and variance of Keras' `Normalization` layer into extra
 graph inputs, and the TFLite converter keeps Keras variables as resource
 variables (`READ_VARIABLE`). Both converters accept every op of the
@@ -23,6 +23,8 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from lambda_keras._compat import freeze_concrete_function
+from lambda_keras._compat import patch_tf2onnx
 from lambda_keras.export.signatures import ServingEndpoints
 
 TFLITE_QUANTIZATIONS = (None, "dynamic_range")
@@ -110,13 +112,6 @@ def export_onnx(model, path, *, opset=DEFAULT_ONNX_OPSET, preprocessing=None):
     import onnx
     import tf2onnx
 
-    # Keras' own ONNX export applies the same patch: tf2onnx 1.17 still
-    # uses names that NumPy 2 removed.
-    from keras.src.export.tf2onnx_lib import patch_tf2onnx
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
-
     patch_tf2onnx()
     _, function = numeric_function(model, preprocessing=preprocessing)
     as_tuple = tf.function(
@@ -126,7 +121,7 @@ def export_onnx(model, path, *, opset=DEFAULT_ONNX_OPSET, preprocessing=None):
     )
     # Frozen: tf2onnx would make extra graph inputs of the constants that
     # Keras' Normalization layer captures.
-    frozen = convert_variables_to_constants_v2(as_tuple.get_concrete_function())
+    frozen = freeze_concrete_function(as_tuple.get_concrete_function())
     input_name = frozen.inputs[0].name
     output_names = [tensor.name for tensor in frozen.outputs]
     proto, _ = tf2onnx.convert.from_graph_def(

@@ -10,7 +10,6 @@ preprocessing to a centre crop of 0.875 with bilinear resizing, unless given.
 """
 
 import dataclasses
-import os
 import re
 
 from lambda_keras.applications.imagenet import NUM_CLASSES
@@ -18,7 +17,7 @@ from lambda_keras.applications.imagenet import class_names as imagenet_class_nam
 from lambda_keras.applications.imagenet import imagenet_label
 from lambda_keras.export.preprocessing import DEFAULT_CROP_FRACTION
 from lambda_keras.export.preprocessing import ServingPreprocessing
-from lambda_keras.weights import find_checkpoint
+from lambda_keras.weights import resolve_weights
 
 _WNID = re.compile(r"n\d{8}")
 
@@ -55,9 +54,10 @@ def registered_entry(architecture, weights, manifest=None):
         ValueError: `weights` is neither a file nor a registered name (the
             message lists the known names).
     """
-    if weights is None or os.path.exists(str(weights)):
-        return None
-    return find_checkpoint(str(weights), architecture=architecture, manifest=manifest)
+    resolved = resolve_weights(
+        weights, architecture, include_top=False, manifest=manifest
+    )
+    return resolved if isinstance(resolved, dict) else None
 
 
 def class_names_from_entry(entry):

@@ -11,8 +11,7 @@ import os
 
 import keras
 
-# Keras' weights writer, which can leave the optimizer out of the file.
-from keras.src.saving import saving_lib
+from lambda_keras._compat import save_weights_without_optimizer
 
 
 class NonFiniteLossError(RuntimeError):
@@ -57,89 +56,108 @@ def save_model_weights(model, path):
     tripling the file; shipped weights need only the model's.
     """
 
-    def write(temporary):
-        saving_lib.save_weights_only(
-            model, temporary, objects_to_skip=[model.optimizer]
-        )
-
-    write_atomically(path, write)
+    write_atomically(
+        path, lambda temporary: save_weights_without_optimizer(model, temporary)
+    )
 
 
-class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`keras.callbacks.BackupAndRestore` whose saves survive a kill.
+class ResumableBackup(keras.callbacks.Callback):
+    """Backs up the training state after each epoch; a rerun resumes from it.
 
-    Keras writes `latest.weights.h5` and then `training_metadata.json` in
-    place, so a kill during the write leaves a broken file, and a kill
-    between the two leaves new weights with the old epoch. Here each save
-    writes `epoch-N.weights.h5` (weights and optimizer state) under a
-    temporary name and renames it, then atomically replaces the metadata
-    that names it, then removes the previous file: the metadata always
-    names a complete checkpoint, and a rerun resumes at the epoch it gives.
+    Each save writes `epoch-N.weights.h5` (weights and optimizer state)
+    under a temporary name and renames it, then atomically replaces
+    `training_metadata.json`, which names it, then removes the previous
+    file: the metadata always names a complete checkpoint of the epoch it
+    gives. Pass `resume_epoch()` as `initial_epoch` to `fit`; the weights
+    are restored when training begins.
+
+    Why not `keras.callbacks.BackupAndRestore(double_checkpoint=True)`:
+    it writes `latest.weights.h5` and then the metadata in place, so a kill
+    between the two writes resumes the new weights at the old epoch (an
+    epoch trained twice, shown by
+    `tests/train/test_callbacks.py::test_keras_backup_and_restore_fails_a_kill_between_its_writes`),
+    and a kill while the metadata is written leaves a file that fails every
+    rerun.
 
     Args:
         backup_dir: folder of the backup (one per worker).
     """
 
     def __init__(self, backup_dir):
-        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False)
+        super().__init__()
+        self.backup_dir = backup_dir
+        self.metadata_path = os.path.join(backup_dir, "training_metadata.json")
 
     def _metadata(self):
-        if not os.path.exists(self._training_metadata_path):
+        if not os.path.exists(self.metadata_path):
             return None
-        with open(self._training_metadata_path, encoding="utf-8") as f:
+        with open(self.metadata_path, encoding="utf-8") as f:
             return json.load(f)
-
-    def _load_model(self):
-        metadata = self._metadata()
-        if metadata is None:
-            return
-        if self.model.optimizer is not None and not self.model.optimizer.built:
-            self.model.optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(os.path.join(self.backup_dir, metadata["weights"]))
-        self.model._initial_epoch = metadata["epoch"]
-
-    def _save_model(self):
-        os.makedirs(self.backup_dir, exist_ok=True)
-        previous = self._metadata()
-        weights = f"epoch-{self._current_epoch}.weights.h5"
-        write_atomically(
-            os.path.join(self.backup_dir, weights), self.model.save_weights
-        )
-        write_json_atomically(
-            self._training_metadata_path,
-            {"epoch": self._current_epoch, "weights": weights},
-        )
-        if previous is not None and previous["weights"] != weights:
-            stale = os.path.join(self.backup_dir, previous["weights"])
-            if os.path.exists(stale):
-                os.remove(stale)
 
     def resume_epoch(self):
         """The epoch a rerun starts at (0 when there is no backup)."""
         metadata = self._metadata()
         return 0 if metadata is None else metadata["epoch"]
 
+    def on_train_begin(self, logs=None):
+        metadata = self._metadata()
+        if metadata is None:
+            return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(os.path.join(self.backup_dir, metadata["weights"]))
 
-class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stops training at the first batch whose loss is NaN or infinite.
+    def on_epoch_end(self, epoch, logs=None):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        previous = self._metadata()
+        weights = f"epoch-{epoch + 1}.weights.h5"
+        write_atomically(
+            os.path.join(self.backup_dir, weights), self.model.save_weights
+        )
+        write_json_atomically(
+            self.metadata_path, {"epoch": epoch + 1, "weights": weights}
+        )
+        if previous is not None and previous["weights"] != weights:
+            stale = os.path.join(self.backup_dir, previous["weights"])
+            if os.path.exists(stale):
+                os.remove(stale)
 
-    It raises `NonFiniteLossError` from the batch's end, before the epoch
-    ends, so no callback saves the broken weights: the backup of the last
-    completed epoch stays the newest checkpoint.
+
+def fit_until_non_finite_loss(model, *args, callbacks=(), **kwargs):
+    """`model.fit` that stops at the first NaN or infinite training loss.
+
+    Keras' `TerminateOnNaN(raise_error=True)` raises from the end of the
+    batch, before the epoch ends, so no callback saves the broken weights:
+    the backup of the last completed epoch stays the newest checkpoint.
+
+    Args:
+        model: a compiled model.
+        *args: positional arguments of `fit`.
+        callbacks: callbacks of `fit`; `TerminateOnNaN` is appended.
+        **kwargs: other keyword arguments of `fit`.
+
+    Returns:
+        The `History` of `fit`.
+
+    Raises:
+        NonFiniteLossError: the loss became NaN or infinite.
     """
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            raise NonFiniteLossError(
-                f"The training loss became {float(loss)} at batch {batch} of epoch "
-                f"{self._epoch}. Training stopped; the last good checkpoint (the "
-                "backup of the previous epoch) was kept. Lower the learning rate "
-                "(--learning-rate) or check the input data."
-            )
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
+    try:
+        return model.fit(
+            *args,
+            callbacks=[*callbacks, keras.callbacks.TerminateOnNaN(raise_error=True)],
+            **kwargs,
+        )
+    except RuntimeError as error:
+        # The one RuntimeError TerminateOnNaN raises (its message since
+        # Keras 3.11); any other is not ours to translate.
+        if not str(error).startswith("NaN or Inf loss"):
+            raise
+        raise NonFiniteLossError(
+            f"Training stopped: {error} The last good checkpoint (the backup "
+            "of the previous epoch) was kept. Lower the learning rate "
+            "(--learning-rate) or check the input data."
+        ) from error
 
 
 class BestWeights(keras.callbacks.Callback):

@@ -18,10 +18,11 @@ import time
 
 import keras
 
+from lambda_keras._compat import flatten_layers
 from lambda_keras.train import data
-from lambda_keras.train.callbacks import AtomicBackupAndRestore
 from lambda_keras.train.callbacks import BestWeights
-from lambda_keras.train.callbacks import StopOnNonFiniteLoss
+from lambda_keras.train.callbacks import ResumableBackup
+from lambda_keras.train.callbacks import fit_until_non_finite_loss
 from lambda_keras.train.callbacks import save_model_weights
 from lambda_keras.train.callbacks import write_atomically
 from lambda_keras.train.callbacks import write_json_atomically
@@ -121,7 +122,7 @@ def build_model(name, classes, image_size, weights=None, recipe=None, **options)
     Returns:
         A `keras.Model` with softmax outputs.
     """
-    from lambda_keras.weights import find_checkpoint
+    from lambda_keras.weights import resolve_weights
 
     build = constructor(name)
     if recipe is not None:
@@ -130,9 +131,10 @@ def build_model(name, classes, image_size, weights=None, recipe=None, **options)
             if value is not None:
                 options.setdefault(key, value)
     shape = (image_size, image_size, 3)
-    pretrained_classes = classes
-    if isinstance(weights, str) and not os.path.exists(weights):
-        pretrained_classes = find_checkpoint(weights, architecture=name)["classes"]
+    pretrained = resolve_weights(weights, name, include_top=False)
+    pretrained_classes = (
+        pretrained["classes"] if isinstance(pretrained, dict) else classes
+    )
     model = build(
         weights=weights,
         input_shape=shape,
@@ -154,7 +156,7 @@ def _configure_batch_norm(model, momentum, synchronized):
     """Sets the moving-average decay of every batch norm (the lambda layers'
     too) and, with `synchronized`, computes batch statistics over all
     replicas (TensorFlow backend)."""
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in flatten_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = momentum
             layer.synchronized = synchronized
@@ -311,7 +313,7 @@ def _train(config, argv, recipe, strategy, device, message, started):
     is_chief, worker = _worker(strategy)
     model_dir = config.model_dir
     os.makedirs(model_dir, exist_ok=True)
-    backup = AtomicBackupAndRestore(
+    backup = ResumableBackup(
         os.path.join(model_dir, "backup" if is_chief else f"backup-worker{worker}")
     )
     resumed_from = backup.resume_epoch()
@@ -331,7 +333,7 @@ def _train(config, argv, recipe, strategy, device, message, started):
         optimizer = _optimizer(recipe, config.batch_size, steps_per_epoch, model)
         compile_model(model, optimizer, recipe.label_smoothing, config.jit_compile)
 
-    callbacks = [backup, StopOnNonFiniteLoss()]
+    callbacks = [backup]
     if recipe.ema_momentum > 0:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if is_chief:
@@ -346,8 +348,10 @@ def _train(config, argv, recipe, strategy, device, message, started):
             ),
             keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
         ]
-    history = model.fit(
+    history = fit_until_non_finite_loss(
+        model,
         train_data,
+        initial_epoch=resumed_from,
         epochs=recipe.epochs,
         steps_per_epoch=steps_per_epoch,
         validation_data=eval_data,

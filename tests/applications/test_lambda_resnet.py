@@ -10,15 +10,23 @@ import pytest
 
 import lambda_keras
 from lambda_keras import applications
-from lambda_keras.applications import lambda_resnet
 from lambda_keras.demo import load_image
 from lambda_keras.demo import sample_images
 from lambda_keras.layers import LambdaLayer
 from lambda_keras.layers import StochasticDepth
 
+# Appendix D: blocks per stage and lambda layers in c4 of each hybrid model.
+PAPER_MODELS = {
+    50: ((3, 4, 6, 3), 1),
+    101: ((3, 4, 23, 3), 3),
+    152: ((3, 8, 36, 3), 6),
+    200: ((3, 24, 36, 3), 6),
+    270: ((4, 29, 53, 4), 6),
+    350: ((4, 36, 72, 4), 6),
+    420: ((4, 44, 87, 4), 8),
+}
 CONSTRUCTORS = {
-    depth: getattr(applications, f"LambdaResNet{depth}")
-    for depth in lambda_resnet.MODEL_DEPTHS
+    depth: getattr(applications, f"LambdaResNet{depth}") for depth in PAPER_MODELS
 }
 DEEP = (200, 270, 350, 420)
 
@@ -42,8 +50,7 @@ def test_every_constructor_builds_the_paper_architecture(depth):
 
     assert model.output_shape == (None, 2048)
     assert model.name == f"lambda_resnet{depth}"
-    blocks = lambda_resnet.MODEL_DEPTHS[depth]
-    c4 = lambda_resnet.C4_LAMBDA_LAYERS[depth]
+    blocks, c4 = PAPER_MODELS[depth]
     assert lambda_layers_per_stage(model) == [0, 0, c4, blocks[3]]
     assert getattr(lambda_keras, f"LambdaResNet{depth}") is CONSTRUCTORS[depth]
     drops = [layer.rate for layer in model.layers if isinstance(layer, StochasticDepth)]

@@ -16,7 +16,7 @@ import pytest
 
 from lambda_keras import applications
 from lambda_keras import weights
-from lambda_keras.applications import timm_lambda_resnet
+from lambda_keras.applications.variants import TIMM_MODELS
 
 torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
@@ -122,7 +122,7 @@ def test_no_network_says_which_url_and_how_to_use_a_file(registry, tmp_path):
     assert not [f for f in cache_files(tmp_path) if f.endswith((".pth", ".npz"))]
 
 
-TIMM_ARCHITECTURES = set(timm_lambda_resnet.TIMM_MODELS)
+TIMM_ARCHITECTURES = set(TIMM_MODELS)
 
 
 def test_manifest_lists_the_three_timm_checkpoints():

@@ -53,4 +53,5 @@ def test_convert_timm_checkpoint_to_keras_weights(tmp_path):
 
 def test_convert_timm_rejects_bad_arguments(tmp_path):
     result = run_cli("--model", "ResNet50", "--checkpoint", "x.pth", "--output", "y")
-    assert result.returncode != 0 and "--model=ResNet50" in result.stderr
+    assert result.returncode == 2
+    assert "--model" in result.stderr and "'ResNet50'" in result.stderr

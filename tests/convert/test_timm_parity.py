@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from lambda_keras.applications import timm_lambda_resnet
+from lambda_keras.applications.variants import TIMM_MODELS
 from lambda_keras.convert import read_checkpoint
 from lambda_keras.convert.timm import load_timm_state_dict
 from lambda_keras.demo import load_image
@@ -78,10 +78,10 @@ CASES = [
 @pytest.mark.slow
 @pytest.mark.parametrize("model_name, size, suffix", CASES)
 def test_logits_and_features_match_timm(model_name, size, suffix, tmp_path):
-    timm_name = timm_lambda_resnet.TIMM_MODELS[model_name]["timm_name"]
+    timm_name = TIMM_MODELS[model_name].variant.timm_name
     reference = random_timm_model(timm_name, size)
     state_dict = read_checkpoint(save(reference, tmp_path / f"model{suffix}"))
-    constructor = getattr(timm_lambda_resnet, model_name)
+    constructor = TIMM_MODELS[model_name]
     model = constructor(input_shape=(size, size, 3), classifier_activation=None)
     features = constructor(
         include_top=False, input_shape=(size, size, 3), pooling="avg"
@@ -119,7 +119,7 @@ def test_conversion_is_exact_in_float64():
     try:
         reference = copy.deepcopy(random_timm_model("lambda_resnet50ts", 192)).double()
         state_dict = {k: v.numpy() for k, v in reference.state_dict().items()}
-        model = timm_lambda_resnet.LambdaResNet50TS(
+        model = TIMM_MODELS["LambdaResNet50TS"](
             input_shape=(192, 192, 3), classifier_activation=None
         )
         load_timm_state_dict(model, state_dict)
@@ -135,7 +135,7 @@ def test_conversion_is_exact_in_float64():
 def test_errors_name_the_mismatch(tmp_path):
     reference = timm.create_model("lambda_resnet26t", pretrained=False)
     state_dict = {k: v.detach().numpy() for k, v in reference.state_dict().items()}
-    model = timm_lambda_resnet.LambdaResNet26T(input_shape=(64, 64, 3))
+    model = TIMM_MODELS["LambdaResNet26T"](input_shape=(64, 64, 3))
     before = [w.numpy().copy() for w in model.weights]
 
     wrong = dict(state_dict, **{"stem.conv1.conv.weight": np.zeros((32, 3, 3, 3))})
@@ -157,7 +157,7 @@ def test_errors_name_the_mismatch(tmp_path):
 def test_other_class_count_keeps_the_new_head():
     reference = timm.create_model("lambda_resnet26t", pretrained=False)
     state_dict = {k: v.detach().numpy() for k, v in reference.state_dict().items()}
-    model = timm_lambda_resnet.LambdaResNet26T(input_shape=(64, 64, 3), classes=10)
+    model = TIMM_MODELS["LambdaResNet26T"](input_shape=(64, 64, 3), classes=10)
     head = model.get_layer("predictions").kernel.numpy().copy()
 
     report = load_timm_state_dict(model, state_dict)
@@ -168,10 +168,10 @@ def test_other_class_count_keeps_the_new_head():
     np.testing.assert_array_equal(model.get_layer("stem_conv1").kernel.numpy(), stem)
 
 
-@pytest.mark.parametrize("model_name", sorted(timm_lambda_resnet.TIMM_MODELS))
+@pytest.mark.parametrize("model_name", sorted(TIMM_MODELS))
 def test_parameter_count_equals_timm(model_name):
-    timm_name = timm_lambda_resnet.TIMM_MODELS[model_name]["timm_name"]
+    timm_name = TIMM_MODELS[model_name].variant.timm_name
     reference = timm.create_model(timm_name, pretrained=False)
-    model = getattr(timm_lambda_resnet, model_name)()
+    model = TIMM_MODELS[model_name]()
     ours = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     assert ours == sum(p.numel() for p in reference.parameters())
