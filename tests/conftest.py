@@ -1,6 +1,7 @@
-"""Shared pytest configuration: `--run-slow`, a fixed Keras random seed and a
-local HTTP server on 127.0.0.1 for the download tests."""
+"""Shared pytest configuration: `--run-slow`, a fixed Keras random seed, a
+local HTTP server on 127.0.0.1 for the download tests and weights manifests."""
 
+import json
 import os
 import threading
 from http.server import BaseHTTPRequestHandler
@@ -86,3 +87,20 @@ def server(monkeypatch):
     served = _Server()
     yield served
     served.close()
+
+
+@pytest.fixture
+def write_manifest(tmp_path):
+    """A function writing a weights manifest of `entries` into `tmp_path`.
+
+    `write_manifest(entries, **fields)` writes `tmp_path/manifest.json`
+    (format version 1, extra top-level `fields`) and returns its path.
+    """
+
+    def write(entries, **fields):
+        path = tmp_path / "manifest.json"
+        manifest = {"format_version": 1, "checkpoints": list(entries), **fields}
+        path.write_text(json.dumps(manifest), encoding="utf-8")
+        return path
+
+    return write

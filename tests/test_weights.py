@@ -4,7 +4,6 @@ No network: files are served by a local HTTP server on 127.0.0.1.
 """
 
 import hashlib
-import json
 import os
 import socket
 
@@ -55,13 +54,6 @@ def _entry(name="lambda_resnet26t.c1_in1k", architecture="LambdaResNet26T", **kw
     return entry
 
 
-def _write_manifest(tmp_path, entries, **kw):
-    path = tmp_path / "manifest.json"
-    manifest = {"format_version": 1, "checkpoints": entries, **kw}
-    path.write_text(json.dumps(manifest), encoding="utf-8")
-    return path
-
-
 def test_repo_manifest_loads():
     assert weights.DEFAULT_MANIFEST.name == "manifest.json"
     assert weights.DEFAULT_MANIFEST.parent.name == "checkpoints"
@@ -77,35 +69,35 @@ def test_missing_default_manifest_is_an_empty_registry(tmp_path, monkeypatch):
         weights.load_manifest(tmp_path / "absent.json")
 
 
-def test_load_good_manifest(tmp_path):
+def test_load_good_manifest(tmp_path, write_manifest):
     entries = [_entry(), _entry("lambda_resnet50ts.a1h_in1k", "LambdaResNet50TS")]
-    path = _write_manifest(tmp_path, entries)
+    path = write_manifest(entries)
     assert weights.load_manifest(path) == entries
     assert weights.load_manifest(str(path)) == entries
 
 
 @pytest.mark.parametrize("key", weights.REQUIRED_KEYS)
-def test_missing_key_names_entry_and_key(tmp_path, key):
+def test_missing_key_names_entry_and_key(tmp_path, key, write_manifest):
     entry = _entry()
     del entry[key]
-    path = _write_manifest(tmp_path, [_entry("ok.first", "A"), entry])
+    path = write_manifest([_entry("ok.first", "A"), entry])
     label = "#1" if key == "name" else "'lambda_resnet26t.c1_in1k'"
     with pytest.raises(ValueError, match=f"{label}.*missing the required key '{key}'"):
         weights.load_manifest(path)
 
 
-def test_duplicate_name(tmp_path):
-    path = _write_manifest(tmp_path, [_entry(), _entry(alias=None)])
+def test_duplicate_name(tmp_path, write_manifest):
+    path = write_manifest([_entry(), _entry(alias=None)])
     with pytest.raises(ValueError, match="Duplicate checkpoint name 'lambda_resnet26t"):
         weights.load_manifest(path)
 
 
-def test_duplicate_alias_within_architecture(tmp_path):
-    path = _write_manifest(tmp_path, [_entry(), _entry("other.in1k")])
+def test_duplicate_alias_within_architecture(tmp_path, write_manifest):
+    path = write_manifest([_entry(), _entry("other.in1k")])
     with pytest.raises(ValueError, match="Duplicate alias 'imagenet'"):
         weights.load_manifest(path)
     # The same alias for another architecture is fine.
-    path = _write_manifest(tmp_path, [_entry(), _entry("other.in1k", "Other")])
+    path = write_manifest([_entry(), _entry("other.in1k", "Other")])
     assert len(weights.load_manifest(path)) == 2
 
 
@@ -145,8 +137,8 @@ def test_duplicate_alias_within_architecture(tmp_path):
         ([_file("u", sha256_prefix=OTHER_SHA256[:10])], "disagrees"),
     ],
 )
-def test_malformed_file_record(tmp_path, files, match):
-    path = _write_manifest(tmp_path, [_entry(files=files)])
+def test_malformed_file_record(tmp_path, files, match, write_manifest):
+    path = write_manifest([_entry(files=files)])
     with pytest.raises(ValueError, match=match):
         weights.load_manifest(path)
 
@@ -170,13 +162,13 @@ def test_malformed_manifest(tmp_path, text, match):
 
 
 @pytest.fixture
-def manifest(tmp_path):
+def manifest(tmp_path, write_manifest):
     entries = [
         _entry(),
         _entry("lambda_resnet26t.extra", alias=None),
         _entry("lambda_resnet50ts.a1h_in1k", "LambdaResNet50TS"),
     ]
-    return weights.load_manifest(_write_manifest(tmp_path, entries))
+    return weights.load_manifest(write_manifest(entries))
 
 
 def test_find_by_name_and_alias(manifest):
@@ -190,8 +182,8 @@ def test_find_by_name_and_alias(manifest):
     assert found["name"] == "lambda_resnet50ts.a1h_in1k"
 
 
-def test_find_accepts_a_manifest_path(tmp_path):
-    path = _write_manifest(tmp_path, [_entry()])
+def test_find_accepts_a_manifest_path(tmp_path, write_manifest):
+    path = write_manifest([_entry()])
     entry = weights.find_checkpoint("imagenet", "LambdaResNet26T", manifest=path)
     assert entry["name"] == "lambda_resnet26t.c1_in1k"
 
@@ -407,7 +399,7 @@ def test_download_needs_url_and_hash(tmp_path):
 # --- Files shipped beside the manifest ----------------------------------------
 
 
-def _shipped_manifest(tmp_path, payload=PAYLOAD):
+def _shipped_manifest(tmp_path, write_manifest, payload=PAYLOAD):
     (tmp_path / "imagenette").mkdir()
     (tmp_path / "imagenette" / "w.weights.h5").write_bytes(payload)
     record = {
@@ -415,23 +407,24 @@ def _shipped_manifest(tmp_path, payload=PAYLOAD):
         "sha256": PAYLOAD_SHA256,
         "format": "keras_weights_h5",
     }
-    return _write_manifest(tmp_path, [_entry(files=[record])])
+    return write_manifest([_entry(files=[record])])
 
 
-def test_shipped_file_resolves_beside_the_manifest(tmp_path):
-    (entry,) = weights.load_manifest(_shipped_manifest(tmp_path))
+def test_shipped_file_resolves_beside_the_manifest(tmp_path, write_manifest):
+    (entry,) = weights.load_manifest(_shipped_manifest(tmp_path, write_manifest))
     path = weights.shipped_file(entry["files"][0])
     assert path == str(tmp_path / "imagenette" / "w.weights.h5")
 
 
-def test_shipped_file_with_another_hash_is_rejected(tmp_path):
-    (entry,) = weights.load_manifest(_shipped_manifest(tmp_path, PAYLOAD[::-1]))
+def test_shipped_file_with_another_hash_is_rejected(tmp_path, write_manifest):
+    manifest = _shipped_manifest(tmp_path, write_manifest, PAYLOAD[::-1])
+    (entry,) = weights.load_manifest(manifest)
     with pytest.raises(ValueError, match="corrupted or was changed"):
         weights.shipped_file(entry["files"][0])
 
 
-def test_missing_shipped_file(tmp_path):
-    (entry,) = weights.load_manifest(_shipped_manifest(tmp_path))
+def test_missing_shipped_file(tmp_path, write_manifest):
+    (entry,) = weights.load_manifest(_shipped_manifest(tmp_path, write_manifest))
     os.remove(tmp_path / "imagenette" / "w.weights.h5")
     with pytest.raises(FileNotFoundError, match="path='imagenette/w.weights.h5'"):
         weights.shipped_file(entry["files"][0])

@@ -34,7 +34,7 @@ def checkpoint():
 
 
 @pytest.fixture
-def registry(server, checkpoint, tmp_path, monkeypatch):
+def registry(server, checkpoint, tmp_path, monkeypatch, write_manifest):
     """Registers the served checkpoint; returns a function to change its hash."""
     body, _ = checkpoint
     url = server.serve("/lambda_resnet26t_test.pth", body)
@@ -50,9 +50,7 @@ def registry(server, checkpoint, tmp_path, monkeypatch):
             )
         )
         entry["files"] = [{"url": file_url, "sha256": sha256, "format": "pth"}]
-        path = tmp_path / "manifest.json"
-        path.write_text(json.dumps({"format_version": 1, "checkpoints": [entry]}))
-        monkeypatch.setattr(weights, "DEFAULT_MANIFEST", path)
+        monkeypatch.setattr(weights, "DEFAULT_MANIFEST", write_manifest([entry]))
         return entry
 
     return register

@@ -1,7 +1,5 @@
 """Class names and preprocessing of an export, from the weights manifest."""
 
-import json
-
 import pytest
 
 from lambda_keras.applications.imagenet import class_names
@@ -40,10 +38,8 @@ IMAGENETTE = {
 
 
 @pytest.fixture
-def manifest(tmp_path):
-    path = tmp_path / "manifest.json"
-    path.write_text(json.dumps({"format_version": 1, "checkpoints": [IMAGENETTE]}))
-    return str(path)
+def manifest(write_manifest):
+    return str(write_manifest([IMAGENETTE]))
 
 
 def test_our_checkpoint_names_and_preprocessing(manifest):
