@@ -10,7 +10,9 @@ from lambda_keras.train.strategies import STRATEGIES
 
 def add_train_arguments(parser):
     """Adds the arguments of `lambda-keras train` to `parser`."""
-    parser.add_argument("--model", required=True, help="constructor name")
+    from lambda_keras.applications import MODELS
+
+    parser.add_argument("--model", required=True, choices=sorted(MODELS))
     parser.add_argument(
         "--dataset",
         required=True,
@@ -64,7 +66,9 @@ def add_train_arguments(parser):
 
 def add_evaluate_arguments(parser):
     """Adds the arguments of `lambda-keras evaluate` to `parser`."""
-    parser.add_argument("--model", required=True, help="constructor name")
+    from lambda_keras.applications import MODELS
+
+    parser.add_argument("--model", required=True, choices=sorted(MODELS))
     parser.add_argument("--weights", required=True, help="weights name or file")
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--data-dir")

@@ -138,12 +138,12 @@ def test_mixed_precision(folder_dataset, tmp_path):
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (["--model", "LambdaResNet9"], "Unknown model 'LambdaResNet9'"),
+        (["--model", "LambdaResNet9"], ("usage", "invalid choice: 'LambdaResNet9'")),
         (["--dataset", "no_such_dataset"], "Unknown dataset 'no_such_dataset'"),
         (["--dataset", "/no/such/folder"], "Received: --dataset=/no/such/folder"),
         (["--dataset", "cifar10", "--data-dir", "{tmp}"], "is not prepared in"),
         (["--batch-size", "100"], "fewer than one global batch"),
-        (["--recipe-x"], None),
+        (["--recipe-x"], ("usage", "unrecognized arguments: --recipe-x")),
     ],
 )
 def test_failures_exit_with_a_clear_message(
@@ -153,10 +153,11 @@ def test_failures_exit_with_a_clear_message(
     base = ["train", "--model-dir", str(tmp_path / "run"), *QUICK]
     if "--dataset" not in arguments:
         base += ["--dataset", str(folder_dataset)]
-    if message is None:  # an unknown flag: argparse's usage error
+    if isinstance(message, tuple):  # argparse's usage error
         with pytest.raises(SystemExit) as exit_info:
             main(base + arguments)
         assert exit_info.value.code == 2
+        assert message[1] in capsys.readouterr().err
         return
     assert main(base + arguments) == 2
     assert message in capsys.readouterr().err
