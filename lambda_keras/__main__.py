@@ -4,10 +4,17 @@ import argparse
 import json
 import sys
 
+from lambda_keras.extras import MissingExtraError
+
 
 def main(argv=None):
+    from lambda_keras import __version__
+
     parser = argparse.ArgumentParser(
         prog="lambda-keras", description="LambdaNetworks for Keras 3."
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"lambda-keras {__version__}"
     )
     commands = parser.add_subparsers(dest="command")
     demo = commands.add_parser(
@@ -63,6 +70,17 @@ def main(argv=None):
     )
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    try:
+        return _run(args, argv)
+    except MissingExtraError as error:
+        print(f"lambda-keras {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args, argv):
+    """Runs the parsed command; returns the exit code."""
+    from lambda_keras.export import cli as export_cli
+    from lambda_keras.train import cli as train_cli
 
     if args.command == "convert-timm":
         return _convert_timm(args)

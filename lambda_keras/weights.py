@@ -1,10 +1,14 @@
 """The pretrained-weights registry and its hash-checked download.
 
-The registry is `checkpoints/manifest.json` at the root of the repository
-(its schema is in `checkpoints/README.md`). `load_manifest` reads and
-validates it, `find_checkpoint` resolves a name or an alias to an entry and
-`download` fetches one of the entry's files into the Keras cache with
-`keras.utils.get_file`, checking its SHA-256.
+The registry is the package's `lambda_keras.checkpoints/manifest.json`
+(`checkpoints/` at the top of the repository; its schema is in
+`checkpoints/README.md`), followed by the user's own registries: manifest
+files, or folders holding a `manifest.json`, named in the environment
+variable `LAMBDA_KERAS_REGISTRY` (separated by `os.pathsep`) or added with
+`add_registry`. `load_manifest` reads and validates them, `find_checkpoint`
+resolves a name or an alias to an entry and `download` fetches one of the
+entry's files into the Keras cache with `keras.utils.get_file`, checking
+its SHA-256. Files shipped beside a manifest are hash-checked in place.
 
 Example:
 
@@ -13,10 +17,12 @@ from lambda_keras import weights
 
 entry = weights.find_checkpoint("imagenet", architecture="LambdaResNet26T")
 path = weights.download(entry["files"][0])
+weights.add_registry("/team/checkpoints")  # our fine-tuned weights, by name
 ```
 """
 
 import hashlib
+import importlib.resources
 import json
 import os
 import re
@@ -29,10 +35,17 @@ import keras
 import numpy as np
 
 from lambda_keras.convert import read_checkpoint
+from lambda_keras.convert.checkpoint_readers import SAFETENSORS_EXTENSIONS
+from lambda_keras.convert.checkpoint_readers import TORCH_EXTENSIONS
 from lambda_keras.convert.timm import load_timm_state_dict
 
-DEFAULT_MANIFEST = Path(__file__).resolve().parents[1] / "checkpoints" / "manifest.json"
+DEFAULT_MANIFEST = Path(
+    importlib.resources.files("lambda_keras.checkpoints") / "manifest.json"
+)
+REGISTRY_VARIABLE = "LAMBDA_KERAS_REGISTRY"
+MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
+TIMM_CHECKPOINT_EXTENSIONS = SAFETENSORS_EXTENSIONS + TORCH_EXTENSIONS
 FILE_FORMATS = ("safetensors", "pth", "keras_weights_h5")
 REQUIRED_KEYS = (
     "name",
@@ -74,13 +87,58 @@ def sha256_of(path, chunk_size=1 << 20):
     return hasher.hexdigest()
 
 
-def load_manifest(path=None):
-    """Reads and validates a checkpoint manifest.
+_added_registries = []
+
+
+def add_registry(path):
+    """Adds a registry of the user's own weights to `load_manifest()`.
+
+    Its entries are then found by name like the package's (same schema and
+    hash checks); names must not repeat a registered name.
 
     Args:
-        path: Path to a `manifest.json`. `None` reads the repository's
-            `checkpoints/manifest.json`, or gives an empty registry where
-            that file is not present (an installed wheel).
+        path: a `manifest.json` or a folder holding one.
+
+    Raises:
+        FileNotFoundError: there is no such manifest.
+        ValueError: the manifest is invalid (see `load_manifest`).
+    """
+    manifest = _manifest_path(path, "path")
+    load_manifest(manifest)  # Validated now, not at the first lookup.
+    if manifest not in _added_registries:
+        _added_registries.append(manifest)
+
+
+def registries():
+    """The manifests `load_manifest()` reads, in order: the package's (when
+    present), then those of `LAMBDA_KERAS_REGISTRY`, then `add_registry`'s.
+    """
+    paths = [DEFAULT_MANIFEST] if Path(DEFAULT_MANIFEST).is_file() else []
+    variable = os.environ.get(REGISTRY_VARIABLE, "")
+    for item in filter(None, variable.split(os.pathsep)):
+        paths.append(_manifest_path(item, REGISTRY_VARIABLE))
+    return paths + [p for p in _added_registries if p not in paths]
+
+
+def _manifest_path(path, argument):
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"No weights registry at {path}: `{argument}` must name a "
+            f"{MANIFEST_NAME} or a folder holding one. Received: {argument}={path}"
+        )
+    return path
+
+
+def load_manifest(path=None):
+    """Reads and validates a checkpoint manifest, or the whole registry.
+
+    Args:
+        path: Path to a `manifest.json`. `None` reads every registry
+            (`registries()`: the package's, then the user's); names are
+            unique across them.
 
     Returns:
         The list of checkpoint entries (dicts), in file order.
@@ -92,11 +150,27 @@ def load_manifest(path=None):
             malformed file record, or two entries share a name (or an
             alias within one architecture).
     """
-    if path is None:
-        path = DEFAULT_MANIFEST
-        if not path.is_file():
-            return []
-    path = Path(path)
+    if path is not None:
+        return _read_manifest(Path(path))
+    entries, sources = [], {}
+    for manifest in registries():
+        for entry in _read_manifest(manifest):
+            keys = [f"name '{entry['name']}'"]
+            if entry.get("alias"):
+                keys.append(f"alias '{entry['alias']}' of '{entry['architecture']}'")
+            for key in keys:
+                if key in sources:
+                    raise ValueError(
+                        f"The checkpoint {key} in the registry {manifest} is "
+                        f"already registered by {sources[key]}: names and "
+                        "aliases must be unique across registries."
+                    )
+                sources[key] = manifest
+            entries.append(entry)
+    return entries
+
+
+def _read_manifest(path):
     try:
         with open(path, encoding="utf-8") as f:
             manifest = json.load(f)
@@ -513,6 +587,27 @@ def _is_file_path(weights):
     scheme = urllib.parse.urlsplit(weights).scheme
     remote = len(scheme) > 1 and scheme not in ("http", "https", "file")
     return remote or os.path.exists(weights)
+
+
+def load_weights_file(model, path):
+    """Loads a weights file into `model`, by its extension.
+
+    A timm checkpoint (`.pth`, `.pt`, `.bin`, `.safetensors`) is read
+    without torch and converted (`lambda_keras.convert.timm`); anything
+    else goes to `model.load_weights` (Keras `.weights.h5`).
+
+    Args:
+        model: the model.
+        path: the file.
+
+    Returns:
+        The loading report of `load_timm_state_dict` for a timm
+        checkpoint, else None.
+    """
+    if os.fspath(path).lower().endswith(TIMM_CHECKPOINT_EXTENSIONS):
+        return load_timm_state_dict(model, read_checkpoint(path))
+    model.load_weights(path)
+    return None
 
 
 def load_pretrained(model, entry, cache_dir=None):

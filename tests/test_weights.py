@@ -428,3 +428,54 @@ def test_missing_shipped_file(tmp_path, write_manifest):
     os.remove(tmp_path / "imagenette" / "w.weights.h5")
     with pytest.raises(FileNotFoundError, match="path='imagenette/w.weights.h5'"):
         weights.shipped_file(entry["files"][0])
+
+
+# --- The user's own registries -----------------------------------------------
+
+
+def test_user_registry_from_the_environment_adds_its_names(
+    tmp_path, write_manifest, monkeypatch
+):
+    write_manifest([_entry("team.finetuned", alias="ours")])
+    monkeypatch.setenv(weights.REGISTRY_VARIABLE, str(tmp_path))  # the folder
+    assert weights.registries() == [
+        weights.DEFAULT_MANIFEST,
+        tmp_path / "manifest.json",
+    ]
+    names = [entry["name"] for entry in weights.load_manifest()]
+    assert "lambda_resnet26_compact.imagenette" in names  # the package's
+    assert names[-1] == "team.finetuned"
+    entry = weights.find_checkpoint("ours", architecture="LambdaResNet26T")
+    assert entry["name"] == "team.finetuned"
+
+
+def test_add_registry_checks_the_manifest_at_once(
+    tmp_path, write_manifest, monkeypatch
+):
+    monkeypatch.setattr(weights, "_added_registries", [])
+    with pytest.raises(FileNotFoundError, match="path=.*nowhere"):
+        weights.add_registry(tmp_path / "nowhere")
+    path = write_manifest([_entry("team.finetuned", alias=None)])
+    weights.add_registry(path)
+    weights.add_registry(tmp_path)  # the same manifest, once
+    assert weights.registries()[1:] == [path]
+    assert weights.find_checkpoint("team.finetuned")["architecture"] == (
+        "LambdaResNet26T"
+    )
+
+
+def test_a_user_registry_cannot_shadow_a_registered_name(
+    tmp_path, write_manifest, monkeypatch
+):
+    write_manifest([_entry("lambda_resnet26t.c1_in1k", alias=None)])
+    monkeypatch.setenv(weights.REGISTRY_VARIABLE, str(tmp_path / "manifest.json"))
+    with pytest.raises(ValueError, match="already registered by .*checkpoints"):
+        weights.load_manifest()
+
+
+def test_a_missing_registry_in_the_environment_names_the_variable(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv(weights.REGISTRY_VARIABLE, str(tmp_path / "absent"))
+    with pytest.raises(FileNotFoundError, match="LAMBDA_KERAS_REGISTRY=.*absent"):
+        weights.load_manifest()

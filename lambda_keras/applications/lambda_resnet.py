@@ -41,6 +41,7 @@ from lambda_keras.layers import StochasticDepth
 from lambda_keras.validation import classifier_activation_for
 from lambda_keras.validation import image_input_shape
 from lambda_keras.weights import load_pretrained
+from lambda_keras.weights import load_weights_file
 from lambda_keras.weights import resolve_weights
 
 STAGE_WIDTHS = (64, 128, 256, 512)
@@ -121,9 +122,12 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
         depths: residual blocks in each of the four stages, e.g.
             `(3, 4, 6, 3)` for a 50-layer network.
         include_top: whether to include the classifier on top.
-        weights: None (random initialisation), the path to a weights file,
-            or the name (or alias, e.g. "imagenet") of registered pretrained
-            weights for `weights_registry_name`.
+        weights: None (random initialisation), the path to a weights file
+            (Keras `.weights.h5`, or a timm checkpoint `.pth`/`.safetensors`
+            of the "timm" architecture), or the name (or alias, e.g.
+            "imagenet") of registered pretrained weights for
+            `weights_registry_name`, which then also give the default
+            `input_shape`.
         input_tensor: optional Keras tensor to use as the image input.
         input_shape: optional (height, width, channels); defaults to
             (default_size, default_size, 3). With `include_top=False` the
@@ -210,6 +214,9 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
             "LambdaResNets support the 'channels_last' image data format only. "
             f"Received: image_data_format={keras.config.image_data_format()!r}"
         )
+    if isinstance(pretrained, dict) and input_shape is None and input_tensor is None:
+        # Registered weights default to the input size they were measured at.
+        input_shape = (*pretrained["input_size"], 3)
     input_shape = image_input_shape(
         input_shape, default_size, min_size=32, require_static=include_top
     )
@@ -307,7 +314,7 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
     if isinstance(pretrained, dict):
         load_pretrained(model, pretrained)
     elif pretrained is not None:
-        model.load_weights(pretrained)
+        load_weights_file(model, pretrained)
     return model
 
 

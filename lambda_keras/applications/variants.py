@@ -207,11 +207,14 @@ _DOC = """Instantiates {name}.
 
     Args:
         include_top: whether to include the classifier on top.
-        weights: None (random initialisation), the path to a weights file,
-            or the name (or alias) of registered pretrained weights.
+        weights: None (random initialisation), the path to a weights file
+            (`.weights.h5`, or timm's `.pth`/`.safetensors` for timm's
+            networks), or the name (or alias) of registered pretrained
+            weights.
         input_tensor: optional Keras tensor to use as the image input.
-        input_shape: optional (height, width, channels); defaults to
-            ({size}, {size}, 3).
+        input_shape: optional (height, width, channels); defaults to the
+            size registered weights were measured at, else ({size}, {size},
+            3).
         pooling: with `include_top=False`, None (4-D feature map), "avg" or
             "max".
         classes: number of classes of the classifier.

@@ -26,6 +26,7 @@ import tensorflow as tf
 from lambda_keras._compat import freeze_concrete_function
 from lambda_keras._compat import patch_tf2onnx
 from lambda_keras.export.signatures import ServingEndpoints
+from lambda_keras.extras import require
 
 TFLITE_QUANTIZATIONS = (None, "dynamic_range")
 DEFAULT_ONNX_OPSET = 17
@@ -109,8 +110,8 @@ def export_onnx(model, path, *, opset=DEFAULT_ONNX_OPSET, preprocessing=None):
     Returns:
         The size of the file in bytes.
     """
-    import onnx
-    import tf2onnx
+    onnx = require("onnx", "ONNX export")
+    tf2onnx = require("tf2onnx", "ONNX export")
 
     patch_tf2onnx()
     _, function = numeric_function(model, preprocessing=preprocessing)

@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -22,6 +23,8 @@ from lambda_keras.train.callbacks import write_atomically
 from lambda_keras.train.callbacks import write_json_atomically
 from lambda_keras.weights import DEFAULT_MANIFEST
 from lambda_keras.weights import FORMAT_VERSION
+from lambda_keras.weights import MANIFEST_NAME
+from lambda_keras.weights import REGISTRY_VARIABLE
 from lambda_keras.weights import load_manifest
 from lambda_keras.weights import sha256_of
 
@@ -66,8 +69,13 @@ def package_checkpoint(
         name: the checkpoint's unique name, e.g.
             "lambda_resnet26_compact.imagenette".
         alias: its short name for `weights=`, e.g. "imagenette".
-        manifest_path: the manifest to update; defaults to the repository's
-            `checkpoints/manifest.json`. Files go to `<its folder>/<alias>/`.
+        manifest_path: the manifest to update, or a folder for it (created
+            if need be); defaults to the package's own
+            `checkpoints/manifest.json` when the package runs from its
+            source tree, and is required when it is installed (nothing is
+            written into site-packages). Files go to `<its folder>/<alias>/`.
+            Name the folder in `LAMBDA_KERAS_REGISTRY` to load the weights
+            by name.
         dtype: "float16" or "float32" storage.
         license: license of the weights.
 
@@ -76,7 +84,7 @@ def package_checkpoint(
     """
     from lambda_keras.train.trainer import evaluate
 
-    manifest_path = str(manifest_path or DEFAULT_MANIFEST)
+    manifest_path = _writable_manifest(manifest_path)
     with open(os.path.join(model_dir, "model_card.json"), encoding="utf-8") as f:
         card = json.load(f)
     folder = os.path.join(os.path.dirname(manifest_path), alias)
@@ -165,3 +173,22 @@ def _write_entry(manifest_path, entry):
     manifest["checkpoints"] = entries + [entry]
     write_json_atomically(manifest_path, manifest)
     load_manifest(manifest_path)  # the result must still be a valid manifest
+
+
+def _writable_manifest(manifest_path):
+    """The manifest `package_checkpoint` may write: never an installed one."""
+    argument = "--manifest"
+    if manifest_path is None:
+        manifest_path, argument = DEFAULT_MANIFEST, "the default manifest"
+    path = Path(manifest_path)
+    if path.is_dir() or path.suffix != ".json":
+        path = path / MANIFEST_NAME
+    if {"site-packages", "dist-packages"} & set(path.resolve().parts):
+        raise ValueError(
+            f"package-checkpoint writes into a checkpoints folder of yours, not "
+            f"into an installed package: name one with --manifest (a folder or "
+            f"its manifest.json), then add it to {REGISTRY_VARIABLE} to load the "
+            f"weights by name. Received: {argument}={manifest_path}"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return str(path)

@@ -84,7 +84,11 @@ def add_package_arguments(parser):
     parser.add_argument("--model-dir", required=True, help="a finished run")
     parser.add_argument("--name", required=True, help="unique checkpoint name")
     parser.add_argument("--alias", required=True, help="short name for weights=")
-    parser.add_argument("--manifest", help="defaults to checkpoints/manifest.json")
+    parser.add_argument(
+        "--manifest",
+        help="the checkpoints folder (or its manifest.json) to write into; "
+        "defaults to the source tree's checkpoints/ (refused when installed)",
+    )
     parser.add_argument("--dtype", default="float16", choices=("float16", "float32"))
 
 
@@ -92,9 +96,13 @@ def run_package(args):
     """Runs `lambda-keras package-checkpoint`; returns the exit code."""
     from lambda_keras.train.checkpoint import package_checkpoint
 
-    entry = package_checkpoint(
-        args.model_dir, args.name, args.alias, args.manifest, args.dtype
-    )
+    try:
+        entry = package_checkpoint(
+            args.model_dir, args.name, args.alias, args.manifest, args.dtype
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(json.dumps(entry["metrics"]))
     return 0
 

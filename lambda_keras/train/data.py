@@ -22,6 +22,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from lambda_keras.extras import require
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 # The split names a folder dataset or tfds dataset may call its held-out set.
 EVAL_SPLITS = ("validation", "val", "test")
@@ -139,7 +141,7 @@ def _folder_source(root, split):
 
 
 def _tfds_builder(name, data_dir):
-    import tensorflow_datasets as tfds
+    tfds = require("tensorflow_datasets", f"--dataset={name} (not a folder)")
 
     try:
         builder = tfds.builder(name, data_dir=data_dir)
@@ -161,7 +163,7 @@ def _not_prepared(name, builder, data_dir):
 
 
 def _read_tfds(builder, name, split, data_dir):
-    import tensorflow_datasets as tfds
+    tfds = require("tensorflow_datasets", f"--dataset={name} (not a folder)")
 
     try:
         return builder.as_dataset(

@@ -142,3 +142,22 @@ def test_readme_weights_example_runs_against_the_local_server(registry):
     namespace = {}
     exec(compile(example, readme, "exec"), namespace)  # noqa: S102
     assert namespace["classifier"].output_shape == (None, 10)
+
+
+def test_the_download_advice_works_a_timm_file_loads_directly(checkpoint, tmp_path):
+    # The failure message above advises weights='/path/to/<file>.pth'.
+    body, state = checkpoint
+    path = tmp_path / "lambda_resnet26t_c_256-e5a5c857.pth"
+    path.write_bytes(body)
+    model = applications.LambdaResNet26T(weights=str(path), input_shape=(64, 64, 3))
+    np.testing.assert_array_equal(
+        model.get_layer("stem_conv1").kernel.numpy(),
+        state["stem.conv1.conv.weight"].transpose(2, 3, 1, 0),
+    )
+
+
+def test_registered_weights_default_to_their_measured_input_size():
+    entry = weights.find_checkpoint("lambda_resnet26_compact.imagenette")
+    model = applications.LambdaResNet26Compact(weights="imagenette")
+    assert model.input_shape == (None, *entry["input_size"], 3) == (None, 80, 80, 3)
+    assert applications.LambdaResNet26Compact().input_shape == (None, 64, 64, 3)

@@ -66,8 +66,8 @@ def test_package_checkpoint_registers_loadable_weights(
         == (entry["metrics"])
     )
 
-    # The constructors resolve the alias from the manifest, offline.
-    monkeypatch.setattr(weights, "DEFAULT_MANIFEST", manifest)
+    # The constructors resolve the alias from the user's registry, offline.
+    monkeypatch.setenv("LAMBDA_KERAS_REGISTRY", str(tmp_path))
     model = LambdaResNet26Cifar(weights="testdata", classes=3)
     reference = LambdaResNet26Cifar(classes=3)
     reference.load_weights(tmp_path / "testdata" / "tiny.test.weights.h5")
@@ -86,3 +86,21 @@ def test_package_checkpoint_registers_loadable_weights(
     ) == 0  # fmt: skip
     (entry,) = weights.load_manifest(manifest)
     assert entry["files"][0]["dtype"] == "float32"
+
+
+def test_package_checkpoint_refuses_to_write_into_an_installed_package(
+    trained, tmp_path, capsys
+):
+    installed = tmp_path / "lib" / "site-packages" / "lambda_keras" / "checkpoints"
+    code = main(
+        [
+            "package-checkpoint", "--model-dir", str(trained),
+            "--name", "tiny.test", "--alias", "testdata",
+            "--manifest", str(installed),
+        ]
+    )  # fmt: skip
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "not into an installed package" in error
+    assert f"--manifest={installed}" in error
+    assert not installed.exists()
