@@ -60,7 +60,7 @@ class LambdaResNetBackbone(keras_hub.models.FeaturePyramidBackbone):
 
     ```python
     backbone = LambdaResNetBackbone("LambdaResNet26Compact", scope=7)
-    features = keras.Model(backbone.inputs, backbone.pyramid_outputs)
+    features = keras.Model(backbone.input, backbone.pyramid_outputs)
     features(np.zeros((1, 64, 64, 3)))["P3"].shape  # (1, 8, 8, 256)
     ```
     """

@@ -4,6 +4,7 @@ import math
 
 import keras
 import keras_hub
+import numpy as np
 
 from lambda_keras.hub import presets
 from lambda_keras.hub.backbone import LambdaResNetBackbone
@@ -20,7 +21,8 @@ class LambdaResNetImageConverter(keras_hub.layers.ImageConverter):
     center_crop`) do. `scale` and `offset` then normalise it: for a mean
     and standard deviation on the 0-1 scale, `scale = 1 / (255 * std)` and
     `offset = -mean / std`. `from_preset` with a registry name sets all of
-    these from its entry.
+    these from its entry. Integer images are resized in float (Keras'
+    `Resizing` alone would round them).
 
     Args:
         image_size: (height, width) of the output, or None for no resize
@@ -84,6 +86,11 @@ class LambdaResNetImageConverter(keras_hub.layers.ImageConverter):
                 "use `crop_fraction=1` for images with boxes. "
                 f"Received: crop_fraction={self.crop_fraction}"
             )
+        is_array = isinstance(inputs, np.ndarray) or keras.ops.is_tensor(inputs)
+        if is_array and "int" in keras.backend.standardize_dtype(inputs.dtype):
+            # Keras' `Resizing` rounds integer images to integers; the
+            # registry's transform resizes in float.
+            inputs = keras.ops.cast(inputs, "float32")
         outputs = super().call(inputs)
         return self._central_crop(outputs) if cropping else outputs
 
