@@ -107,7 +107,9 @@ def test_mixed_precision_forward_is_finite():
 def test_predict_on_arrays_and_datasets(backbone):
     expected = backbone.predict(IMAGES, verbose=0)
     dataset = tf.data.Dataset.from_tensor_slices(IMAGES).batch(1)
-    np.testing.assert_allclose(backbone.predict(dataset, verbose=0), expected, atol=1e-5)
+    np.testing.assert_allclose(
+        backbone.predict(dataset, verbose=0), expected, atol=1e-5
+    )
 
 
 def test_keras_file_round_trip(backbone, tmp_path):
