@@ -29,6 +29,9 @@ setup(
         "h5py",
     ],
     extras_require={
+        # lambda_keras.hub: keras-hub models and presets. keras-hub needs
+        # tensorflow-text, which needs `tensorflow` (not `tensorflow-cpu`).
+        "hub": ["keras-hub>=0.32"],
         "test": [
             "pytest>=8",
             "ruff>=0.6",
