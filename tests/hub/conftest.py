@@ -6,8 +6,6 @@ import pytest
 
 from lambda_keras.demo import sample_images
 
-COMPACT = "lambda_resnet26_compact.imagenette"
-
 
 @pytest.fixture(scope="session")
 def photos():

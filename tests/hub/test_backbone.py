@@ -99,9 +99,11 @@ def test_mixed_precision_forward_is_finite():
         assert keras.backend.standardize_dtype(output.dtype) == "float16"
         assert np.isfinite(keras.ops.convert_to_numpy(output)).all()
     assert {w.dtype for w in backbone.weights} == {"float32"}
-    for layer in backbone.layers:
-        if not isinstance(layer, keras.layers.InputLayer):
-            assert layer.dtype_policy.name == "mixed_float16", layer.name
+    revived = LambdaResNetBackbone.from_config(backbone.get_config())
+    for model in (backbone, revived):
+        for layer in model.layers:
+            if not isinstance(layer, keras.layers.InputLayer):
+                assert layer.dtype_policy.name == "mixed_float16", layer.name
 
 
 def test_predict_on_arrays_and_datasets(backbone):

@@ -10,11 +10,12 @@ import pytest
 keras_hub = pytest.importorskip("keras_hub")
 
 import tensorflow as tf  # noqa: E402
-from conftest import COMPACT  # noqa: E402
 
 from lambda_keras.hub import LambdaResNetImageConverter  # noqa: E402
 from lambda_keras.train.data import center_crop  # noqa: E402
 from lambda_keras.weights import find_checkpoint  # noqa: E402
+
+COMPACT = "lambda_resnet26_compact.imagenette"
 
 
 @pytest.fixture
