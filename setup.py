@@ -25,7 +25,7 @@ EXTRAS = {
     # `lambda-keras export --format onnx` and onnxruntime to run the file.
     "export": ["tf2onnx>=1.16", "onnx", "onnxruntime"],
     # `lambda_keras.hub`: keras-hub backbones, classifiers and presets.
-    "hub": ["keras-hub>=0.21"],
+    "hub": ["keras-hub>=0.32"],
 }
 EXTRAS["test"] = [
     *EXTRAS["train"],

@@ -3,11 +3,18 @@
 import pathlib
 import re
 
+from readme_sections import python_blocks
+from readme_sections import section
+
 README = pathlib.Path(__file__).parent.parent / "README.md"
 
 
 def test_readme_python_example_runs():
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    readme = README.read_text()
+    # The keras-hub examples need the extra; tests/hub/test_readme_hub.py
+    # runs them.
+    readme = readme.replace(section(readme, "## keras-hub") or "", "")
+    blocks = python_blocks(readme)
     # Examples that download weights say so on their first line; the tests
     # never use the network.
     offline = [block for block in blocks if not block.startswith("# network:")]
