@@ -37,9 +37,11 @@ def require(module, purpose):
     """
     try:
         return importlib.import_module(module)
-    except ImportError as error:
+    except ModuleNotFoundError as error:
+        if error.name != module:
+            raise  # Installed, but broken: its own error says why.
         extra = EXTRA_OF_MODULE[module]
         raise MissingExtraError(
             f"{purpose} needs the package '{module}', which is not installed. "
-            f"Install the extra: pip install 'lambda_keras[{extra}]'"
-        ) from error
+            f'Install the extra: pip install "lambda_keras[{extra}]"'
+        ) from None

@@ -10,14 +10,9 @@
 Needs keras-hub: `pip install "lambda_keras[hub]"`.
 """
 
-try:
-    import keras_hub  # noqa: F401
-except ModuleNotFoundError as error:
-    if error.name != "keras_hub":
-        raise
-    raise ImportError(
-        'lambda_keras.hub needs keras-hub: pip install "lambda_keras[hub]"'
-    ) from None
+from lambda_keras.extras import require
+
+require("keras_hub", "lambda_keras.hub")
 
 from lambda_keras.hub.backbone import LambdaResNetBackbone  # noqa: E402
 from lambda_keras.hub.image_classifier import LambdaResNetImageClassifier  # noqa: E402

@@ -1,0 +1,42 @@
+"""A missing optional dependency names the extra that installs it."""
+
+import subprocess
+import sys
+
+import pytest
+
+from lambda_keras import extras
+
+
+def test_missing_module_names_its_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # import fails
+    with pytest.raises(extras.MissingExtraError, match=r"ONNX export needs") as info:
+        extras.require("tf2onnx", "ONNX export")
+    assert 'pip install "lambda_keras[export]"' in str(info.value)
+
+
+def test_every_extra_named_exists_in_setup():
+    setup = extras.__file__.rsplit("lambda_keras", 1)[0] + "setup.py"
+    text = open(setup, encoding="utf-8").read()
+    for extra in set(extras.EXTRA_OF_MODULE.values()):
+        assert f'"{extra}": [' in text
+
+
+def test_cli_reports_a_missing_extra_in_one_line(tmp_path):
+    # `--format onnx` without tf2onnx: one line naming the extra, exit 2.
+    script = (
+        "import sys; sys.modules['tf2onnx'] = None\n"
+        "from lambda_keras.__main__ import main\n"
+        "sys.exit(main(['export', '--model', 'LambdaResNet26Cifar', '--weights',"
+        f" 'none', '--format', 'onnx', '--out', {str(tmp_path / 'out')!r}]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if "lambda_keras[" in line]
+    assert lines == [
+        "lambda-keras export: ONNX export needs the package 'tf2onnx', which is "
+        'not installed. Install the extra: pip install "lambda_keras[export]"'
+    ]
+    assert "Traceback" not in result.stderr
