@@ -28,12 +28,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from lambda_keras.applications import MODELS  # noqa: E402
-from lambda_keras.demo import sample_images  # noqa: E402
 from lambda_keras.export import ServingPreprocessing  # noqa: E402
 from lambda_keras.export import decode_images  # noqa: E402
 from lambda_keras.export import export_onnx  # noqa: E402
 from lambda_keras.export import export_saved_model  # noqa: E402
 from lambda_keras.export import export_tflite  # noqa: E402
+from lambda_keras.preprocessing import sample_images  # noqa: E402
 
 CONFIGURATIONS = (
     ("LambdaResNet26Compact", 10, ServingPreprocessing(80, 0.875, "bilinear")),

@@ -4,7 +4,6 @@ from lambda_keras.applications.compact_lambda_resnet import LambdaResNet26Cifar
 from lambda_keras.applications.compact_lambda_resnet import LambdaResNet26Compact
 from lambda_keras.applications.imagenet import decode_predictions
 from lambda_keras.applications.imagenet import preprocess_input
-from lambda_keras.applications.imagenet import timm_preprocess
 from lambda_keras.applications.lambda_resnet import LambdaResNet
 from lambda_keras.applications.lambda_resnet import LambdaResNet50
 from lambda_keras.applications.lambda_resnet import LambdaResNet101
@@ -53,5 +52,4 @@ __all__ = [
     "MODELS",
     "decode_predictions",
     "preprocess_input",
-    "timm_preprocess",
 ]

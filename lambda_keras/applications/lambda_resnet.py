@@ -35,12 +35,12 @@ from keras import layers
 # itself validates with; Keras keeps them out of its public namespace.
 from keras.src.applications import imagenet_utils
 
-from lambda_keras.applications.imagenet import IMAGENET_MEAN
-from lambda_keras.applications.imagenet import IMAGENET_STD
 from lambda_keras.layers import LambdaLayer
 from lambda_keras.layers import PaddedMaxPooling2D
 from lambda_keras.layers import RelativePositionEmbedding
 from lambda_keras.layers import StochasticDepth
+from lambda_keras.preprocessing import IMAGENET_MEAN
+from lambda_keras.preprocessing import IMAGENET_STD
 from lambda_keras.weights import load_pretrained
 from lambda_keras.weights import resolve_weights
 

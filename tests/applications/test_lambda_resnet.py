@@ -11,10 +11,10 @@ import pytest
 import lambda_keras
 from lambda_keras import applications
 from lambda_keras.applications import lambda_resnet
-from lambda_keras.demo import load_image
-from lambda_keras.demo import sample_images
 from lambda_keras.layers import LambdaLayer
 from lambda_keras.layers import StochasticDepth
+from lambda_keras.preprocessing import load_image
+from lambda_keras.preprocessing import sample_images
 
 CONSTRUCTORS = {
     depth: getattr(applications, f"LambdaResNet{depth}")
@@ -72,7 +72,7 @@ def test_output_shapes_with_and_without_top(depth, kwargs, shape):
 
 def test_with_top_classifies_a_real_image():
     model = applications.LambdaResNet50(input_shape=(64, 64, 3), classes=10)
-    image = load_image(sample_images()[0], 64) * 255.0
+    image = load_image(sample_images()[0], 64)[None]
     probabilities = model.predict(applications.preprocess_input(image), verbose=0)
     assert probabilities.shape == (1, 10)
     np.testing.assert_allclose(probabilities.sum(), 1.0, rtol=1e-5)
