@@ -1,10 +1,11 @@
 """Models and images for the export tests (fixtures: conftest.py).
 
 The models have random weights spread by
-`benchmarks.export_sizes.spread_weights` over the sample photographs, so
-that their probabilities are neither near uniform nor saturated (either
-would make the parity checks too easy). The expected model inputs come from
-the numpy reference crop (crop_reference.py), not from lambda_keras' own.
+`lambda_keras.applications.random_weights.spread_weights` over the sample
+photographs, so that their probabilities are neither near uniform nor
+saturated (either would make the parity checks too easy). The expected
+model inputs come from the numpy reference crop (crop_reference.py), not
+from lambda_keras' own.
 """
 
 import io
@@ -14,10 +15,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from benchmarks.export_sizes import spread_weights
 from lambda_keras.applications import LambdaResNet
 from lambda_keras.applications import LambdaResNet26Compact
 from lambda_keras.applications import preprocess_input
+from lambda_keras.applications.random_weights import spread_weights
 from lambda_keras.export import ServingPreprocessing
 from lambda_keras.preprocessing import sample_images
 
