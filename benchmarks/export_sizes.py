@@ -6,12 +6,13 @@ For LambdaResNet26Compact (10 classes at 80 px, the configuration of our
 Imagenette checkpoint) and LambdaResNet26T (1000 classes at 256 px, timm's
 ImageNet configuration), with random weights whose BatchNorm statistics are
 spread and whose classifier is scaled to logits of standard deviation 1 on
-the sample photographs (so that the probabilities are neither uniform nor
-saturated), exports the SavedModel, TFLite (float32 and dynamic-range int8)
-and ONNX models and reports their sizes and the largest difference of their
-probabilities from the Keras model's on the three sample photographs
-(SavedModel: `serving_default` on the JPEG bytes and `predict_images`,
-reloaded with `tf.saved_model.load`). Writes benchmarks/results/export.json.
+the sample photographs (`lambda_keras.applications.random_weights`, so that
+the probabilities are neither uniform nor saturated), exports the
+SavedModel, TFLite (float32 and dynamic-range int8) and ONNX models and
+reports their sizes and the largest difference of their probabilities from
+the Keras model's on the three sample photographs (SavedModel:
+`serving_default` on the JPEG bytes and `predict_images`, reloaded with
+`tf.saved_model.load`). Writes benchmarks/results/export.json.
 """
 
 import json
@@ -28,51 +29,19 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from lambda_keras.applications import MODELS  # noqa: E402
-from lambda_keras.demo import sample_images  # noqa: E402
+from lambda_keras.applications.random_weights import spread_weights  # noqa: E402
 from lambda_keras.export import ServingPreprocessing  # noqa: E402
 from lambda_keras.export import decode_images  # noqa: E402
 from lambda_keras.export import export_onnx  # noqa: E402
 from lambda_keras.export import export_saved_model  # noqa: E402
 from lambda_keras.export import export_tflite  # noqa: E402
+from lambda_keras.preprocessing import sample_images  # noqa: E402
 
 CONFIGURATIONS = (
     ("LambdaResNet26Compact", 10, ServingPreprocessing(80, 0.875, "bilinear")),
     ("LambdaResNet26T", 1000, ServingPreprocessing(256, 0.94, "bicubic")),
 )
 OUTPUT = Path(__file__).parent / "results" / "export.json"
-
-
-def spread_weights(model, images, seed=0):
-    """Spreads a classifier's random weights so its outputs say something.
-
-    Random BatchNorm scales, offsets and statistics, and (when the model
-    has its "predictions" classifier) a classifier whose logits have a
-    standard deviation of 1 over `images`; in place. The export tests use
-    it too.
-
-    Returns:
-        The model.
-    """
-    rng = np.random.default_rng(seed)
-    for variable in model.variables:
-        name = variable.path.split("/")[-1]
-        shape = tuple(variable.shape)
-        if name == "gamma":
-            variable.assign(rng.uniform(0.5, 1.5, shape))
-        elif name in ("beta", "moving_mean"):
-            variable.assign(rng.normal(0.0, 0.1, shape))
-        elif name == "moving_variance":
-            variable.assign(rng.uniform(0.5, 1.5, shape))
-    if "predictions" not in [layer.name for layer in model.layers]:
-        return model
-    embedder = keras.Model(model.input, model.get_layer("avg_pool").output)
-    features = embedder.predict(images, verbose=0)
-    classifier = model.get_layer("predictions")
-    kernel = rng.normal(0.0, 1.0, tuple(classifier.kernel.shape))
-    kernel /= max(((features - features.mean(0)) @ kernel).std(), 1e-6)
-    classifier.kernel.assign(kernel)
-    classifier.bias.assign(-features.mean(0) @ kernel)
-    return model
 
 
 def folder_size(path):

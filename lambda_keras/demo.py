@@ -23,23 +23,11 @@ from keras import ops
 from lambda_keras.applications import LambdaResNet26Compact
 from lambda_keras.applications import LambdaResNet50
 from lambda_keras.applications import preprocess_input
-from lambda_keras.applications import timm_preprocess
 from lambda_keras.applications.flops import count_multiply_adds
 from lambda_keras.applications.imagenet import imagenet_label
 from lambda_keras.layers import LambdaLayer
-
-SAMPLE_DIR = pathlib.Path(__file__).parent / "sample_images"
-
-
-def sample_images():
-    """Paths of the sample photographs shipped with the package."""
-    return sorted(SAMPLE_DIR.glob("*.jpg"))
-
-
-def load_image(path, size):
-    """A (1, size, size, 3) float32 array in [0, 1]."""
-    image = keras.utils.load_img(path, target_size=(size, size))
-    return keras.utils.img_to_array(image)[None] / 255.0
+from lambda_keras.preprocessing import load_image
+from lambda_keras.preprocessing import sample_images
 
 
 def classify_samples(print_fn=print):
@@ -57,16 +45,15 @@ def classify_samples(print_fn=print):
     size = entry["input_size"][0]
     preprocessing = entry["preprocessing"]
     model = LambdaResNet26Compact(weights="imagenette", input_shape=(size, size, 3))
-    images = np.stack(
-        [
-            timm_preprocess(
-                path,
-                input_size=size,
-                crop_fraction=preprocessing["crop_fraction"],
-                interpolation=preprocessing["resize"],
-            )
-            for path in sample_images()
-        ]
+    images = preprocess_input(
+        np.stack(
+            [
+                load_image(
+                    path, size, preprocessing["crop_fraction"], preprocessing["resize"]
+                )
+                for path in sample_images()
+            ]
+        )
     )
     probabilities = model.predict(images, verbose=0)
     print_fn(
@@ -108,7 +95,7 @@ def run_demo(
     keras.utils.set_random_seed(seed)
     classified = classify_samples(print_fn)
     image_path = pathlib.Path(image_path or sample_images()[-1])
-    image = load_image(image_path, size)
+    image = load_image(image_path, size)[None] / 255.0
     features = keras.layers.Dense(channels, use_bias=False)(image)
     print_fn(
         f"lambda_keras demo on {image_path.name} ({size}x{size}), backend "
@@ -168,7 +155,7 @@ def run_demo(
     )
 
     model = LambdaResNet50(weights=None, input_shape=(model_size, model_size, 3))
-    photo = preprocess_input(load_image(image_path, model_size) * 255.0)
+    photo = preprocess_input(load_image(image_path, model_size)[None])
     model.predict(photo, verbose=0)  # warm-up
     start = time.perf_counter()
     probabilities = model.predict(photo, verbose=0)

@@ -6,12 +6,6 @@ import subprocess
 import sys
 
 from lambda_keras.demo import run_demo
-from lambda_keras.demo import sample_images
-
-
-def test_sample_images_are_shipped():
-    names = [path.name for path in sample_images()]
-    assert names == ["church.jpg", "parachute.jpg", "tench.jpg"]
 
 
 def test_demo_checks_the_paper_claims_on_a_real_image():

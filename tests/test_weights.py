@@ -10,6 +10,8 @@ import socket
 import pytest
 
 from lambda_keras import weights
+from lambda_keras.preprocessing import IMAGENET_MEAN
+from lambda_keras.preprocessing import IMAGENET_STD
 
 PAYLOAD = bytes(range(256)) * 300  # 76,800 bytes, several read blocks
 PAYLOAD_SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
@@ -42,8 +44,8 @@ def _entry(name="lambda_resnet26t.c1_in1k", architecture="LambdaResNet26T", **kw
         "preprocessing": {
             "resize": "bicubic",
             "crop_fraction": 0.94,
-            "mean": [0.485, 0.456, 0.406],
-            "std": [0.229, 0.224, 0.225],
+            "mean": list(IMAGENET_MEAN),
+            "std": list(IMAGENET_STD),
         },
         "metrics": {"top1": 79.1, "top5": 94.6, "measured_by": "test"},
         "files": [_file("https://example.invalid/model.safetensors")],

@@ -7,7 +7,6 @@ constructor.
 
 from lambda_keras.applications.imagenet import decode_predictions
 from lambda_keras.applications.imagenet import preprocess_input
-from lambda_keras.applications.imagenet import timm_preprocess
 from lambda_keras.applications.lambda_resnet import LambdaResNet
 from lambda_keras.applications.variants import MODELS
 
@@ -19,5 +18,4 @@ __all__ = [
     "MODELS",
     "decode_predictions",
     "preprocess_input",
-    "timm_preprocess",
 ]

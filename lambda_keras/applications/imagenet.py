@@ -9,9 +9,8 @@ ships inside the package as `imagenet_class_index.json`, next to this file.
 
 The JSON has exactly Keras' format: an object mapping `"0"` .. `"999"` to
 `[wnid, label]`, e.g. `"0": ["n01440764", "tench"]`, in the standard
-ImageNet-1k class order (the 1000 WordNet ids sorted). It was generated once,
-offline, from two files shipped in the `timm` wheel (version 1.0.31, from
-PyPI):
+ImageNet-1k class order (the 1000 WordNet ids sorted). It is derived from
+two files shipped in the `timm` wheel (version 1.0.31, from PyPI):
 
 - `timm/data/_info/imagenet_synsets.txt`: the 1000 wnids, one per line, in
   class order (class `i` is line `i`);
@@ -37,19 +36,10 @@ from keras.applications import imagenet_utils
 from lambda_keras.validation import positive_int
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "class_names",
     "decode_predictions",
     "preprocess_input",
-    "timm_preprocess",
 ]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-"""Per-channel (RGB) mean of ImageNet-1k, in 0-1 units."""
-
-IMAGENET_STD = (0.229, 0.224, 0.225)
-"""Per-channel (RGB) standard deviation of ImageNet-1k, in 0-1 units."""
 
 NUM_CLASSES = 1000
 
@@ -91,11 +81,11 @@ def preprocess_input(x, data_format=None):
 
     Scales pixels from 0-255 to 0-1, then normalises each channel with the
     ImageNet mean and standard deviation: `(x / 255 - IMAGENET_MEAN) /
-    IMAGENET_STD`. This is the `"torch"` mode of
-    `keras.applications.imagenet_utils.preprocess_input`, to which it
-    delegates; the input is copied first, so (unlike Keras) a float NumPy
-    array or PyTorch tensor passed in is never modified in place, and
-    integer tensors are accepted.
+    IMAGENET_STD` (constants of `lambda_keras.preprocessing`). This is the
+    `"torch"` mode of `keras.applications.imagenet_utils.preprocess_input`,
+    to which it delegates; the input is copied first, so (unlike Keras) a
+    float NumPy array or PyTorch tensor passed in is never modified in
+    place, and integer tensors are accepted.
 
     Args:
         x: A NumPy array, a backend tensor or a nested list holding one RGB
@@ -178,62 +168,3 @@ def decode_predictions(preds, top=5):
         top_indices = indices[:top]
         results.append([(*index[i], float(pred[i])) for i in top_indices])
     return results
-
-
-_PIL_FILTERS = {"bicubic": 3, "bilinear": 2, "nearest": 0}
-
-
-def timm_preprocess(
-    image,
-    input_size=256,
-    crop_fraction=0.94,
-    interpolation="bicubic",
-    mean=IMAGENET_MEAN,
-    std=IMAGENET_STD,
-):
-    """timm's evaluation preprocessing of one image, as a float32 array.
-
-    Resizes the shorter side to `floor(input_size / crop_fraction)` with
-    `interpolation` (PIL), crops the centre `input_size` x `input_size`,
-    scales to 0-1 and normalises with `mean` and `std`: the transform timm
-    evaluates its ImageNet weights with (the `preprocessing` of a
-    checkpoint in `checkpoints/manifest.json` gives the values).
-
-    Args:
-        image: a path or a PIL image.
-        input_size: side of the output.
-        crop_fraction: fraction of the resized image kept by the crop.
-        interpolation: "bicubic", "bilinear" or "nearest".
-        mean: per-channel mean on the 0-1 scale.
-        std: per-channel standard deviation on the 0-1 scale.
-
-    Returns:
-        A (input_size, input_size, 3) float32 array.
-    """
-    from PIL import Image
-
-    if interpolation not in _PIL_FILTERS:
-        raise ValueError(
-            f"`interpolation` must be one of {tuple(_PIL_FILTERS)}. "
-            f"Received: interpolation={interpolation!r}"
-        )
-    if not 0 < crop_fraction <= 1:
-        raise ValueError(
-            "`crop_fraction` must be in (0, 1]. "
-            f"Received: crop_fraction={crop_fraction}"
-        )
-    if not isinstance(image, Image.Image):
-        image = Image.open(image)
-    image = image.convert("RGB")
-    scale_size = int(input_size / crop_fraction)
-    width, height = image.size
-    if width <= height:
-        size = (scale_size, int(scale_size * height / width))
-    else:
-        size = (int(scale_size * width / height), scale_size)
-    image = image.resize(size, resample=_PIL_FILTERS[interpolation])
-    left = int(round((size[0] - input_size) / 2.0))
-    top = int(round((size[1] - input_size) / 2.0))
-    image = image.crop((left, top, left + input_size, top + input_size))
-    pixels = np.asarray(image, dtype="float32") / 255.0
-    return (pixels - np.asarray(mean, "float32")) / np.asarray(std, "float32")

@@ -32,12 +32,12 @@ BatchNorm of each bottleneck starts with gamma = 0.
 import keras
 from keras import layers
 
-from lambda_keras.applications.imagenet import IMAGENET_MEAN
-from lambda_keras.applications.imagenet import IMAGENET_STD
 from lambda_keras.layers import LambdaLayer
 from lambda_keras.layers import PaddedMaxPooling2D
 from lambda_keras.layers import RelativePositionEmbedding
 from lambda_keras.layers import StochasticDepth
+from lambda_keras.preprocessing import IMAGENET_MEAN
+from lambda_keras.preprocessing import IMAGENET_STD
 from lambda_keras.validation import classifier_activation_for
 from lambda_keras.validation import image_input_shape
 from lambda_keras.weights import load_pretrained

@@ -4,8 +4,8 @@
 `preprocessing` (input size, crop fraction, resize method, mean and std);
 `decode_images` turns a batch of encoded JPEG or PNG strings into the
 model's input, with the evaluation transform our checkpoints were measured
-with (`lambda_keras.train.data.center_crop`: the shorter side resized to
-`ceil(size / crop_fraction)` with antialiasing, then the central square),
+with (`lambda_keras.preprocessing.center_crop`: the shorter side resized to
+`floor(size / crop_fraction)` with antialiasing, then the central square),
 and checks every image first so that a bad one fails with an
 `InvalidArgumentError` that names it:
 
@@ -25,11 +25,11 @@ import dataclasses
 
 import tensorflow as tf
 
-from lambda_keras.applications.imagenet import IMAGENET_MEAN
-from lambda_keras.applications.imagenet import IMAGENET_STD
-from lambda_keras.train.data import center_crop
+from lambda_keras.preprocessing import IMAGENET_MEAN
+from lambda_keras.preprocessing import IMAGENET_STD
+from lambda_keras.preprocessing import RESIZE_METHODS
+from lambda_keras.preprocessing import center_crop
 
-RESIZE_METHODS = ("bilinear", "bicubic")
 DEFAULT_CROP_FRACTION = 0.875
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 megapixels
 JPEG_SIGNATURE = b"\xff\xd8\xff"
@@ -215,7 +215,7 @@ def _decode_one(data, index, preprocessing, max_pixels):
         image,
         preprocessing.input_size,
         preprocessing.crop_fraction,
-        method=preprocessing.resize,
+        resize=preprocessing.resize,
     )
 
 

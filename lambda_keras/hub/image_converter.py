@@ -1,13 +1,12 @@
 """`LambdaResNetImageConverter`: the registry's evaluation transform."""
 
-import math
-
 import keras
 import keras_hub
 import numpy as np
 
 from lambda_keras.hub import presets
 from lambda_keras.hub.backbone import LambdaResNetBackbone
+from lambda_keras.preprocessing import resized_shorter_side
 
 
 @keras.saving.register_keras_serializable(package="lambda_keras")
@@ -75,7 +74,9 @@ class LambdaResNetImageConverter(keras_hub.layers.ImageConverter):
         self._crop_size = None if value is None else tuple(value)
         resized = None
         if value is not None:
-            resized = tuple(math.ceil(side / self.crop_fraction) for side in value)
+            resized = tuple(
+                resized_shorter_side(side, self.crop_fraction) for side in value
+            )
         keras_hub.layers.ImageConverter.image_size.fset(self, resized)
 
     def call(self, inputs):
@@ -99,8 +100,9 @@ class LambdaResNetImageConverter(keras_hub.layers.ImageConverter):
         if isinstance(images, (list, tuple)):
             return type(images)(self._central_crop(image) for image in images)
         height, width = self.image_size
-        top = (self.resizing.height - height) // 2
-        left = (self.resizing.width - width) // 2
+        # Offsets rounded half to even, as `lambda_keras.preprocessing`.
+        top = round((self.resizing.height - height) / 2)
+        left = round((self.resizing.width - width) / 2)
         rows, columns = slice(top, top + height), slice(left, left + width)
         if self.data_format == "channels_first":
             return images[..., rows, columns]

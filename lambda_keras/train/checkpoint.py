@@ -17,8 +17,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from lambda_keras.applications.imagenet import IMAGENET_MEAN
-from lambda_keras.applications.imagenet import IMAGENET_STD
+from lambda_keras.preprocessing import IMAGENET_MEAN
+from lambda_keras.preprocessing import IMAGENET_STD
 from lambda_keras.train.callbacks import write_atomically
 from lambda_keras.train.callbacks import write_json_atomically
 from lambda_keras.weights import DEFAULT_MANIFEST

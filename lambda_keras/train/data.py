@@ -8,12 +8,13 @@ Two kinds of source:
   read from `--data-dir` (prepared beforehand; nothing is downloaded).
 
 The pipeline is the standard ImageNet one: random resized crop and
-horizontal flip for training, resize of the shorter side to
-`image_size / crop_fraction` and a central crop for evaluation. Images stay
-in 0-255 RGB (the models scale them with `include_preprocessing=True`);
-labels are one-hot (label smoothing). Decoding and augmentation run in
-parallel and are deterministic under a seed: every random draw is a
-stateless op seeded from `Dataset.random(seed)`.
+horizontal flip for training, `lambda_keras.preprocessing.center_crop` (the
+shorter side resized to `floor(image_size / crop_fraction)`, then the
+central square) for evaluation. Images stay in 0-255 RGB (the models scale
+them with `include_preprocessing=True`); labels are one-hot (label
+smoothing). Decoding and augmentation run in parallel and are deterministic
+under a seed: every random draw is a stateless op seeded from
+`Dataset.random(seed)`.
 """
 
 import dataclasses
@@ -23,6 +24,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from lambda_keras.extras import require
+from lambda_keras.preprocessing import center_crop
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 # The split names a folder dataset or tfds dataset may call its held-out set.
@@ -245,32 +247,6 @@ def random_resized_crop(image, size, seed, area_range=(0.08, 1.0)):
     image = tf.slice(image, begin, box_size)
     image = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
     image = tf.image.stateless_random_flip_left_right(image, seeds[1])
-    image.set_shape([size, size, 3])
-    return tf.clip_by_value(image, 0.0, 255.0)
-
-
-def center_crop(image, size, crop_fraction, method="bilinear"):
-    """Resizes the shorter side to `size / crop_fraction` and crops the
-    central `size` x `size` (the standard evaluation transform).
-
-    Args:
-        image: uint8 (height, width, 3).
-        size: output side.
-        crop_fraction: the crop's share of the resized shorter side.
-        method: the (antialiased) resize, "bilinear" (our checkpoints) or
-            "bicubic" (a manifest entry's `preprocessing["resize"]`).
-
-    Returns:
-        float32 (size, size, 3) in 0-255.
-    """
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    scale = tf.math.ceil(size / crop_fraction) / tf.reduce_min(shape)
-    resized = tf.cast(tf.math.round(shape * scale), tf.int32)
-    resized = tf.maximum(resized, size)
-    image = tf.image.resize(image, resized, method=method, antialias=True)
-    top = (resized[0] - size) // 2
-    left = (resized[1] - size) // 2
-    image = image[top : top + size, left : left + size]
     image.set_shape([size, size, 3])
     return tf.clip_by_value(image, 0.0, 255.0)
 

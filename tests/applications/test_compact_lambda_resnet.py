@@ -10,9 +10,10 @@ import pytest
 from lambda_keras import LambdaResNet26Cifar
 from lambda_keras import LambdaResNet26Compact
 from lambda_keras.applications import LambdaResNet
-from lambda_keras.applications import timm_preprocess
+from lambda_keras.applications import preprocess_input
 from lambda_keras.applications.flops import count_multiply_adds
-from lambda_keras.demo import sample_images
+from lambda_keras.preprocessing import load_image
+from lambda_keras.preprocessing import sample_images
 from lambda_keras.train.trainer import build_model
 from lambda_keras.train.trainer import evaluate
 from lambda_keras.weights import find_checkpoint
@@ -64,15 +65,16 @@ def test_imagenette_checkpoint_classifies_the_sample_photos():
     entry = find_checkpoint("imagenette", architecture="LambdaResNet26Compact")
     size = entry["input_size"][0]
     model = LambdaResNet26Compact(weights="imagenette", input_shape=(size, size, 3))
+    preprocessing = entry["preprocessing"]
     images = np.stack(
         [
-            timm_preprocess(
-                path, size, entry["preprocessing"]["crop_fraction"], "bilinear"
+            load_image(
+                path, size, preprocessing["crop_fraction"], preprocessing["resize"]
             )
             for path in sample_images()
         ]
     )
-    predicted = model.predict(images, verbose=0).argmax(axis=1)
+    predicted = model.predict(preprocess_input(images), verbose=0).argmax(axis=1)
     expected = [SAMPLE_CLASSES[path.stem] for path in sample_images()]
     assert [entry["class_names"][i] for i in predicted] == expected
 

@@ -10,10 +10,10 @@ import pytest
 
 import lambda_keras
 from lambda_keras import applications
-from lambda_keras.demo import load_image
-from lambda_keras.demo import sample_images
 from lambda_keras.layers import LambdaLayer
 from lambda_keras.layers import StochasticDepth
+from lambda_keras.preprocessing import load_image
+from lambda_keras.preprocessing import sample_images
 
 # Appendix D: blocks per stage and lambda layers in c4 of each hybrid model.
 PAPER_MODELS = {
@@ -79,7 +79,7 @@ def test_output_shapes_with_and_without_top(depth, kwargs, shape):
 
 def test_with_top_classifies_a_real_image():
     model = applications.LambdaResNet50(input_shape=(64, 64, 3), classes=10)
-    image = load_image(sample_images()[0], 64) * 255.0
+    image = load_image(sample_images()[0], 64)[None]
     probabilities = model.predict(applications.preprocess_input(image), verbose=0)
     assert probabilities.shape == (1, 10)
     np.testing.assert_allclose(probabilities.sum(), 1.0, rtol=1e-5)

@@ -12,23 +12,21 @@ import keras
 import numpy as np
 import pytest
 
+from lambda_keras.applications import preprocess_input
 from lambda_keras.applications.variants import TIMM_MODELS
 from lambda_keras.convert import read_checkpoint
 from lambda_keras.convert.timm import load_timm_state_dict
-from lambda_keras.demo import load_image
-from lambda_keras.demo import sample_images
+from lambda_keras.preprocessing import load_image
+from lambda_keras.preprocessing import sample_images
 
 torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
 safetensors_torch = pytest.importorskip("safetensors.torch")
 
-MEAN = np.array([0.485, 0.456, 0.406], "float32")
-STD = np.array([0.229, 0.224, 0.225], "float32")
-
 
 def images(size):
-    photos = np.concatenate([load_image(path, size) for path in sample_images()])
-    return ((photos - MEAN) / STD).astype("float32")
+    photos = np.stack([load_image(path, size) for path in sample_images()])
+    return preprocess_input(photos).astype("float32")
 
 
 def to_torch(x):

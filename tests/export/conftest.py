@@ -7,8 +7,8 @@ from export_helpers import compact_model
 from export_helpers import encode
 from PIL import Image
 
-from lambda_keras.demo import sample_images
 from lambda_keras.export import export_saved_model
+from lambda_keras.preprocessing import sample_images
 
 
 @pytest.fixture(scope="session")

@@ -1,26 +1,26 @@
 """Models and images for the export tests (fixtures: conftest.py).
 
-The models have random weights with their BatchNorm statistics and scales
-spread and a classifier scaled to the sample photographs (`spread_weights`):
-a freshly initialised LambdaResNet zeroes every residual branch (gamma = 0
-in each block's last BatchNorm) and gives near uniform probabilities, and
-unscaled random weights give saturated ones; either would make the parity
-checks too easy.
+The models have random weights spread by
+`lambda_keras.applications.random_weights.spread_weights` over the sample
+photographs, so that their probabilities are neither near uniform nor
+saturated (either would make the parity checks too easy). The expected
+model inputs come from the numpy reference crop (crop_reference.py), not
+from lambda_keras' own.
 """
 
 import io
 
+import crop_reference
 import keras
 import numpy as np
 import tensorflow as tf
 
-from benchmarks.export_sizes import spread_weights as benchmark_spread_weights
 from lambda_keras.applications import LambdaResNet
 from lambda_keras.applications import LambdaResNet26Compact
 from lambda_keras.applications import preprocess_input
-from lambda_keras.demo import sample_images
+from lambda_keras.applications.random_weights import spread_weights
 from lambda_keras.export import ServingPreprocessing
-from lambda_keras.train.data import center_crop
+from lambda_keras.preprocessing import sample_images
 
 # The sample photographs' classes, in the order of sample_images().
 CLASS_NAMES = ("church", "parachute", "tench")
@@ -28,21 +28,23 @@ SIZE = 64
 PREPROCESSING = ServingPreprocessing(input_size=SIZE, crop_fraction=0.875)
 
 
-def spread_weights(model, seed=0):
-    """`benchmarks.export_sizes.spread_weights` over the sample photographs."""
+def spread_over_sample_photos(model, seed=0):
+    """`spread_weights` over the sample photographs at the model's size."""
     size = model.input_shape[1] or SIZE
     photos = [path.read_bytes() for path in sample_images()]
     images = keras_inputs(photos, ServingPreprocessing(size))
     if not any(layer.name == "normalization" for layer in model.layers):
         images = preprocess_input(images)
-    return benchmark_spread_weights(model, images, seed)
+    return spread_weights(model, images, seed)
 
 
 def compact_model(seed=0, **kwargs):
     """LambdaResNet26Compact, 3 classes, 64 px, preprocessing included."""
     options = dict(weights=None, classes=3, include_preprocessing=True)
     keras.utils.set_random_seed(seed)
-    return spread_weights(LambdaResNet26Compact(**{**options, **kwargs}), seed)
+    return spread_over_sample_photos(
+        LambdaResNet26Compact(**{**options, **kwargs}), seed
+    )
 
 
 def small_model(size=SIZE, seed=0, **kwargs):
@@ -54,20 +56,26 @@ def small_model(size=SIZE, seed=0, **kwargs):
         include_preprocessing=True,
     )
     keras.utils.set_random_seed(seed)
-    return spread_weights(LambdaResNet((1, 1, 1, 1), **{**options, **kwargs}), seed)
+    return spread_over_sample_photos(
+        LambdaResNet((1, 1, 1, 1), **{**options, **kwargs}), seed
+    )
 
 
 def keras_inputs(encoded, preprocessing=PREPROCESSING):
-    """What the serving signature should feed the model: decode + centre crop
-    by `lambda_keras.train.data.center_crop`, one image at a time."""
+    """What the serving signature should feed the model: each image decoded
+    by TensorFlow and cropped by the numpy reference.
+
+    Returns:
+        float32 (batch, size, size, 3) in 0-255.
+    """
     return np.stack(
         [
-            center_crop(
-                tf.io.decode_image(data, channels=3, expand_animations=False),
+            crop_reference.center_crop(
+                tf.io.decode_image(data, channels=3, expand_animations=False).numpy(),
                 preprocessing.input_size,
                 preprocessing.crop_fraction,
-                method=preprocessing.resize,
-            ).numpy()
+                preprocessing.resize,
+            )
             for data in encoded
         ]
     )

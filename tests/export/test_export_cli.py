@@ -13,7 +13,7 @@ from export_helpers import compact_model
 from export_helpers import keras_inputs
 
 from lambda_keras.__main__ import main
-from lambda_keras.demo import sample_images
+from lambda_keras.preprocessing import sample_images
 
 ROOT = Path(__file__).parents[2]
 NAMES = ",".join(CLASS_NAMES)

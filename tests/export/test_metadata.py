@@ -7,6 +7,8 @@ from lambda_keras.export import ServingPreprocessing
 from lambda_keras.export import resolve_metadata
 from lambda_keras.export.metadata import class_names_from_entry
 from lambda_keras.export.metadata import registered_entry
+from lambda_keras.preprocessing import IMAGENET_MEAN
+from lambda_keras.preprocessing import IMAGENET_STD
 
 # An entry as `lambda-keras package-checkpoint` writes it for our own
 # Imagenette checkpoint (class names are WordNet ids).
@@ -21,8 +23,8 @@ IMAGENETTE = {
     "preprocessing": {
         "resize": "bilinear",
         "crop_fraction": 0.875,
-        "mean": [0.485, 0.456, 0.406],
-        "std": [0.229, 0.224, 0.225],
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
     },
     "metrics": {"top1": 80.0, "top5": 98.0, "measured_by": "test"},
     "files": [

@@ -13,9 +13,9 @@ from export_helpers import CLASS_NAMES
 from export_helpers import PREPROCESSING
 from export_helpers import small_model
 
-from lambda_keras.demo import sample_images
 from lambda_keras.export import export_saved_model
 from lambda_keras.export import predict_request
+from lambda_keras.preprocessing import sample_images
 
 README = Path(__file__).parents[2] / "README.md"
 

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from lambda_keras.demo import sample_images
+from lambda_keras.preprocessing import sample_images
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from quick_run import train_quick
 
-from lambda_keras.demo import SAMPLE_DIR
+from lambda_keras.preprocessing import SAMPLE_DIR
 
 SHARED_IMAGENETTE = (
     Path(__file__).resolve().parents[2]

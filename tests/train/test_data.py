@@ -1,6 +1,7 @@
 """Tests of the tf.data input: folder and tfds sources, the ImageNet train and
 eval transforms, determinism under a seed, and the errors."""
 
+import crop_reference
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -54,26 +55,6 @@ def test_train_pipeline_is_deterministic_under_a_seed(folder_dataset):
     assert not all(np.array_equal(a, b) for a, b in zip(first[:6], first[6:]))
 
 
-def test_center_crop_keeps_the_center():
-    # A 60x120 image: red, green and blue bands of 30, 60 and 30 columns.
-    image = np.zeros((60, 120, 3), np.uint8)
-    image[:, :30, 0] = 255
-    image[:, 30:90, 1] = 255
-    image[:, 90:, 2] = 255
-    # The shorter side is already 48 / 0.8 = 60: no resize, a 48x48 center crop.
-    crop = data.center_crop(tf.constant(image), 48, 0.8).numpy()
-    assert crop.shape == (48, 48, 3)
-    np.testing.assert_allclose(crop[..., 1], 255.0, atol=1e-3)
-    np.testing.assert_allclose(crop[..., [0, 2]], 0.0, atol=1e-3)
-
-
-def test_center_crop_resizes_the_shorter_side():
-    image = np.full((100, 200, 3), 50, np.uint8)
-    crop = data.center_crop(tf.constant(image), 32, 1.0).numpy()
-    assert crop.shape == (32, 32, 3)
-    np.testing.assert_allclose(crop, 50.0, atol=1e-3)
-
-
 def test_full_area_random_crop_is_the_image_or_its_mirror():
     image = np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)
     outputs = [
@@ -112,8 +93,19 @@ def test_small_random_crops_cover_part_of_the_image():
 def test_eval_pipeline_keeps_order_and_partial_batch(folder_dataset):
     source = data.load_source(str(folder_dataset), "val")
     pipeline = data.make_pipeline(source, 32, 5, training=False)
-    labels = np.concatenate([labels.argmax(1) for _, labels in _batches(pipeline, 10)])
+    batches = _batches(pipeline, 10)
+    labels = np.concatenate([labels.argmax(1) for _, labels in batches])
     np.testing.assert_array_equal(labels, [0] * 4 + [1] * 4 + [2] * 4)
+    # The evaluation crop (0.875 by default) of each file, in file order.
+    files = sorted((folder_dataset / "val").glob("*/*"))
+    expected = [
+        crop_reference.center_crop(
+            tf.io.decode_image(path.read_bytes(), channels=3).numpy(), 32, 0.875
+        )
+        for path in files
+    ]
+    images = np.concatenate([images for images, _ in batches])
+    np.testing.assert_allclose(images, np.stack(expected), atol=2e-3)
 
 
 def test_cache_gives_the_same_batches(folder_dataset):
