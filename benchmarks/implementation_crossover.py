@@ -10,10 +10,10 @@ forward+backward, TensorFlow backend, in a `tf.function`) with
 7x7 to 56x56 inputs, for the scopes 9 (timm) and 23 (the paper) and value
 depths |v| of 16 and 64. The paper switches to the convolution above 85^2
 positions (on TPUs); `LambdaLayer(implementation="auto")` instead compares
-the multiply-adds of the two (`lambda_keras.layers.lambda_layer.
-implementation_costs`) with the ratio measured here, printed at the end as
-`CONV_COST_RATIO`: the einsum is used while its cost is below that many
-times the convolution's.
+the multiply-adds of the two (`lambda_keras.ops.position_costs`) with the
+ratio measured here, printed at the end as `lambda_keras.ops.CONV_COST_RATIO`:
+the einsum is used while its cost is below that many times the
+convolution's.
 """
 
 import argparse
@@ -102,7 +102,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="3 sizes, scope 23")
     args = parser.parse_args(argv)
 
-    from lambda_keras.layers.lambda_layer import implementation_costs
+    from lambda_keras.ops import position_costs
+    from lambda_keras.ops import position_method
 
     sizes, scopes = (SIZES[::3], SCOPES[1:]) if args.quick else (SIZES, SCOPES)
     rows, results = [], []
@@ -110,10 +111,12 @@ def main(argv=None):
         for channels in CHANNELS:
             for size in sizes:
                 seconds = time_implementations(size, scope, channels, args.repeats)
-                costs = implementation_costs(
-                    (size, size), scope, heads=4, dim_k=16, dim_v=channels // 4
+                depths = {"heads": 4, "dim_k": 16, "dim_v": channels // 4}
+                costs = position_costs((size, size), scope=scope, **depths)
+                einsum = position_method(
+                    (size, size), scope=scope, implementation="einsum", **depths
                 )
-                cost_ratio = costs["einsum"] / costs["conv"]
+                cost_ratio = costs[einsum] / costs["convolution"]
                 result = {
                     "size": size,
                     "scope": scope,
@@ -164,7 +167,7 @@ def main(argv=None):
         + ", ".join(f"{c:.1f}" for c in crossovers)
         + " times the convolution's multiply-adds (one crossing per scope "
         f"and |v|, interpolated); their geometric mean {ratio:.1f} is "
-        "`CONV_COST_RATIO` in `lambda_keras/layers/lambda_layer.py`."
+        "`CONV_COST_RATIO` in `lambda_keras/ops/costs.py`."
     )
     print()
     print(table)

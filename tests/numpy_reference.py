@@ -106,6 +106,30 @@ def lambda_outputs(
     return outputs
 
 
+def average_pool(x, pool_size, strides):
+    """(b, *S, c) average pool with "same" padding, over the window's inputs.
+
+    Output position o averages the inputs at o * strides - pad + [0,
+    pool_size) that lie inside the input, with pad = (total padding) // 2.
+    """
+    spatial = x.shape[1:-1]
+    outputs = [-(-size // strides) for size in spatial]
+    pads = [
+        max((out - 1) * strides + pool_size - size, 0) // 2
+        for out, size in zip(outputs, spatial)
+    ]
+    pooled = np.zeros((x.shape[0], *outputs, x.shape[-1]))
+    for position in itertools.product(*(range(out) for out in outputs)):
+        window = tuple(
+            slice(max(o * strides - pad, 0), min(o * strides - pad + pool_size, size))
+            for o, pad, size in zip(position, pads, spatial)
+        )
+        pooled[(slice(None), *position)] = np.float64(x[(slice(None), *window)]).mean(
+            axis=tuple(range(1, len(spatial) + 1))
+        )
+    return pooled
+
+
 def batch_norm(x, norm):
     """Inference-mode batch normalisation with a Keras layer's weights."""
     gamma, beta, mean, variance = (np.float64(w.numpy()) for w in norm.weights)

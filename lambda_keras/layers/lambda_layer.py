@@ -7,28 +7,12 @@ from keras import ops
 
 from lambda_keras.layers.relative_position_embedding import RelativePositionEmbedding
 from lambda_keras.ops import KEY_NORMALIZATIONS
-from lambda_keras.ops import apply_lambda
-from lambda_keras.ops import causal_kernel_mask
-from lambda_keras.ops import causal_mask
-from lambda_keras.ops import lambda_convolution
 from lambda_keras.ops import lambda_interaction
-from lambda_keras.ops import normalize_keys
-from lambda_keras.ops import position_contraction_order
-from lambda_keras.ops import relative_position_embeddings
-from lambda_keras.ops import relative_position_lambdas
+from lambda_keras.ops import position_method
+from lambda_keras.ops import validate_implementation
 from lambda_keras.validation import positive_int
 from lambda_keras.validation import validate_max_size
 from lambda_keras.validation import validate_scope
-
-IMPLEMENTATIONS = ("auto", "einsum", "conv")
-
-# `implementation="auto"` uses the lambda convolution once the einsum needs
-# more than this many times its multiply-adds (`implementation_costs`): the
-# crossover of their forward+backward times measured by
-# `python -m benchmarks.implementation_crossover` on a 2-core CPU
-# (TensorFlow 2.21, 2026-11-21). The paper switches above 85^2 positions on
-# TPUs (Appendix D).
-CONV_COST_RATIO = 0.5
 
 
 @keras.saving.register_keras_serializable(package="lambda_keras")
@@ -74,11 +58,11 @@ class LambdaLayer(keras.layers.Layer):
         implementation: "einsum" (masked global einsum, Eq. 4), "conv"
             (lambda convolution, Eq. 3; local scope only) or "auto", which
             uses the convolution for a local scope once the einsum needs
-            more than `CONV_COST_RATIO` times its multiply-adds
-            (`implementation_costs`; the ratio is measured by
-            `python -m benchmarks.implementation_crossover`), or when the
-            input size is unknown. The paper switches above 85^2 positions
-            on TPUs. Both give the same result.
+            more than `lambda_keras.ops.CONV_COST_RATIO` times its
+            multiply-adds, or when the input size is unknown. Each call
+            picks its method from its input size with
+            `lambda_keras.ops.position_method`. The paper switches above
+            85^2 positions on TPUs. All give the same result.
         causal: if True, output n only depends on input positions <= n
             (raster order for images), for content and position lambdas,
             with keys normalised over the visible context. Batch
@@ -170,18 +154,7 @@ class LambdaLayer(keras.layers.Layer):
                 f"Received: key_normalization={key_normalization!r}"
             )
         self.key_normalization = key_normalization
-        if implementation not in IMPLEMENTATIONS:
-            raise ValueError(
-                f"`implementation` must be one of {IMPLEMENTATIONS}. "
-                f"Received: implementation={implementation!r}"
-            )
-        if implementation == "conv" and self.scope is None:
-            raise ValueError(
-                "`implementation='conv'` (the lambda convolution) needs a "
-                "local `scope`; use 'einsum' or 'auto' for a global context. "
-                "Received: implementation='conv', scope=None"
-            )
-        self.implementation = implementation
+        self.implementation = validate_implementation(implementation, self.scope)
         if not isinstance(causal, bool):
             raise ValueError(f"`causal` must be a bool. Received: causal={causal!r}")
         self.causal = causal
@@ -272,13 +245,6 @@ class LambdaLayer(keras.layers.Layer):
             self.position_bias = self.add_weight(
                 name="position_bias", shape=(self.dim_k,), initializer="zeros"
             )
-
-        self.use_convolution = self.implementation == "conv" or (
-            self.implementation == "auto"
-            and self.use_position
-            and self.scope is not None
-            and self._convolution_is_cheaper(spatial_shape)
-        )
         if self.strides == 2:
             pooling = (
                 keras.layers.AveragePooling1D
@@ -319,55 +285,31 @@ class LambdaLayer(keras.layers.Layer):
             ops.cast(values, dtype), (batch, positions, self.dim_v, self.dim_u)
         )
 
-        mask = self._mask(positions, context_mask)
-        use_convolution = self.use_convolution and context_mask is None
-        table = None
+        table, method = None, None
         if self.use_position:
             table = self._table(inputs, position_embeddings, spatial_shape)
-
-        outputs = None
-        embeddings, position_lambdas = None, None
-        if self.use_position and not use_convolution:
-            order = position_contraction_order(
-                (batch, positions, self.heads, self.dim_k),
-                (positions, positions, self.dim_k, self.dim_u),
-                (batch, positions, self.dim_v, self.dim_u),
+            method = position_method(
+                spatial_shape,
+                self.heads,
+                self.dim_k,
+                self.dim_v,
+                self.dim_u,
+                self.scope,
+                # The lambda convolution cannot apply a general mask.
+                "einsum" if context_mask is not None else self.implementation,
             )
-            if order == "queries_first":
-                embeddings = relative_position_embeddings(table, spatial_shape)
-            else:
-                position_lambdas = relative_position_lambdas(
-                    table, values, spatial_shape, mask
-                )
-        if self.use_content or embeddings is not None:
-            denominators = None
-            if self.use_content:
-                keys, denominators = normalize_keys(keys, self.key_normalization, mask)
-            outputs = lambda_interaction(
-                queries,
-                keys if self.use_content else None,
-                values,
-                embeddings,
-                mask,
-                key_denominators=denominators,
-            )
-        if position_lambdas is not None:
-            positional = apply_lambda(queries, position_lambdas)
-            outputs = positional if outputs is None else outputs + positional
-        if self.use_position and use_convolution:
-            if self.causal:
-                kernel_mask = causal_kernel_mask(self.scope, self.spatial_rank)
-                table = table * ops.cast(kernel_mask, table.dtype)[..., None, None]
-            grid = ops.reshape(
-                values, (batch,) + spatial_shape + (self.dim_v, self.dim_u)
-            )
-            positional = apply_lambda(queries, lambda_convolution(grid, table))
-            outputs = positional if outputs is None else outputs + positional
-
-        if self.use_position_bias:
-            # A bias b_k on every position lambda adds (q . b) to each value.
-            bias = ops.cast(self.position_bias, dtype)
-            outputs = outputs + ops.einsum("bnhk,k->bnh", queries, bias)[..., None]
+        outputs = lambda_interaction(
+            queries,
+            keys if self.use_content else None,
+            values,
+            mask=self._context_mask(positions, context_mask),
+            table=table,
+            spatial_shape=spatial_shape,
+            causal=self.causal,
+            key_normalization=self.key_normalization,
+            position_bias=self.position_bias if self.use_position_bias else None,
+            position_method=method,
+        )
         outputs = ops.reshape(
             ops.cast(outputs, self.compute_dtype),
             (batch,) + spatial_shape + (self.output_channels,),
@@ -376,15 +318,6 @@ class LambdaLayer(keras.layers.Layer):
             outputs = self.downsample(outputs)
         return outputs
 
-    def _convolution_is_cheaper(self, spatial_shape):
-        """The "auto" choice: the measured cost crossover (unknown size: conv)."""
-        if None in spatial_shape:
-            return True
-        costs = implementation_costs(
-            spatial_shape, self.scope, self.heads, self.dim_k, self.dim_v, self.dim_u
-        )
-        return costs["einsum"] > CONV_COST_RATIO * costs["conv"]
-
     @property
     def _accumulation_dtype(self):
         """float32 for 16-bit compute dtypes, else the compute dtype."""
@@ -392,11 +325,10 @@ class LambdaLayer(keras.layers.Layer):
             return "float32"
         return self.compute_dtype
 
-    def _mask(self, positions, context_mask):
-        """The (n, m) visibility mask, or None for an unmasked context."""
-        mask = causal_mask(positions) if self.causal else None
+    def _context_mask(self, positions, context_mask):
+        """`context_mask` checked and cast to float32, or None."""
         if context_mask is None:
-            return mask
+            return None
         context_mask = ops.cast(ops.convert_to_tensor(context_mask), "float32")
         expected = (positions, positions)
         if len(context_mask.shape) != 2 or (
@@ -408,7 +340,7 @@ class LambdaLayer(keras.layers.Layer):
                 f"({positions}, {positions}) for this input. Received: "
                 f"context_mask.shape={tuple(context_mask.shape)}"
             )
-        return context_mask if mask is None else mask * context_mask
+        return context_mask
 
     def _table(self, inputs, position_embeddings, spatial_shape):
         """The relative position table used by this call."""
@@ -501,38 +433,6 @@ class LambdaLayer(keras.layers.Layer):
             }
         )
         return config
-
-
-def implementation_costs(spatial_shape, scope, heads, dim_k, dim_v, dim_u=1):
-    """Multiply-adds per example of the position term, by implementation.
-
-    Args:
-        spatial_shape: (L,) or (H, W) of the input.
-        scope: odd local scope r.
-        heads, dim_k, dim_v, dim_u: |h|, |k|, |v|, |u|.
-
-    Returns:
-        {"einsum": ..., "conv": ...}: the einsum writes the masked relative
-        embeddings E (n m k u numbers) and contracts them in the order of
-        `lambda_keras.ops.position_contraction_order`; the lambda
-        convolution computes n k v u r^rank products. Both apply the
-        lambdas (or weights) to the n h queries.
-    """
-    positions = math.prod(spatial_shape)
-    taps = scope ** len(spatial_shape)
-    order = position_contraction_order(
-        (1, positions, heads, dim_k),
-        (positions, positions, dim_k, dim_u),
-        (1, positions, dim_v, dim_u),
-    )
-    embeddings = positions * positions * dim_k * dim_u
-    if order == "queries_first":
-        einsum = positions * heads * positions * dim_u * (dim_k + dim_v)
-    else:
-        einsum = positions * positions * dim_k * dim_v * dim_u
-        einsum += positions * heads * dim_k * dim_v
-    conv = positions * dim_k * dim_v * dim_u * taps + positions * heads * dim_k * dim_v
-    return {"einsum": embeddings + einsum, "conv": conv}
 
 
 def _check_divisible(filters, heads):

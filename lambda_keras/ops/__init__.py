@@ -1,5 +1,12 @@
 """Backend-agnostic functions implementing the lambda layer's equations."""
 
+from lambda_keras.ops.costs import CONV_COST_RATIO
+from lambda_keras.ops.costs import IMPLEMENTATIONS
+from lambda_keras.ops.costs import POSITION_METHODS
+from lambda_keras.ops.costs import position_contraction_order
+from lambda_keras.ops.costs import position_costs
+from lambda_keras.ops.costs import position_method
+from lambda_keras.ops.costs import validate_implementation
 from lambda_keras.ops.lambda_interaction import KEY_NORMALIZATIONS
 from lambda_keras.ops.lambda_interaction import add_lambdas
 from lambda_keras.ops.lambda_interaction import apply_lambda
@@ -7,15 +14,16 @@ from lambda_keras.ops.lambda_interaction import content_lambda
 from lambda_keras.ops.lambda_interaction import lambda_convolution
 from lambda_keras.ops.lambda_interaction import lambda_interaction
 from lambda_keras.ops.lambda_interaction import normalize_keys
-from lambda_keras.ops.lambda_interaction import position_contraction_order
-from lambda_keras.ops.lambda_interaction import position_lambda
-from lambda_keras.ops.lambda_interaction import relative_position_lambdas
+from lambda_keras.ops.lambda_interaction import position_lambdas
 from lambda_keras.ops.relative_positions import causal_kernel_mask
 from lambda_keras.ops.relative_positions import causal_mask
 from lambda_keras.ops.relative_positions import relative_position_embeddings
 
 __all__ = [
+    "CONV_COST_RATIO",
+    "IMPLEMENTATIONS",
     "KEY_NORMALIZATIONS",
+    "POSITION_METHODS",
     "add_lambdas",
     "apply_lambda",
     "causal_kernel_mask",
@@ -25,7 +33,9 @@ __all__ = [
     "lambda_interaction",
     "normalize_keys",
     "position_contraction_order",
-    "position_lambda",
-    "relative_position_lambdas",
+    "position_costs",
+    "position_lambdas",
+    "position_method",
     "relative_position_embeddings",
+    "validate_implementation",
 ]

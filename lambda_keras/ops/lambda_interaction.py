@@ -8,11 +8,13 @@ TensorFlow, JAX and PyTorch backends. Shapes use the paper's index names:
 - `v`: value depth, `u`: intra-depth.
 """
 
-import math
-
 from keras import ops
 
-from lambda_keras.ops.relative_positions import relative_index
+from lambda_keras.ops.costs import POSITION_METHODS
+from lambda_keras.ops.costs import position_contraction_order
+from lambda_keras.ops.relative_positions import causal_kernel_mask
+from lambda_keras.ops.relative_positions import causal_mask
+from lambda_keras.ops.relative_positions import relative_position_embeddings
 
 KEY_NORMALIZATIONS = ("softmax", "l2", "none")
 
@@ -104,59 +106,89 @@ def content_lambda(keys, values, mask=None, key_denominators=None):
     return ops.sum(numerators / ops.expand_dims(key_denominators, 3), axis=-1)
 
 
-def position_lambda(embeddings, values, mask=None):
+def position_lambdas(
+    values, embeddings=None, mask=None, *, table=None, spatial_shape=None
+):
     """Position lambdas: `einsum(E_nmku * P_nm, V_bmvu) -> bnkv` (Eq. 4-5).
 
+    The embeddings are contracted depth first, (k, u, n, m), the layout the
+    contraction over context positions reads in place. From a relative
+    `table` they are gathered straight into it, the mask folded into the
+    gather: E (k n m numbers, 1 GiB for a 64x64 global context) is written
+    once and never transposed or masked in a copy. Dense `embeddings` are
+    masked and transposed into it.
+
     Args:
-        embeddings: (n, m, k, u) position embeddings E.
         values: (b, m, v, u).
+        embeddings: (n, m, k, u) position embeddings E; or None with
+            `table`.
         mask: optional (n, m) tensor of 0/1.
+        table: relative embeddings (T, k, u) or (T_h, T_w, k, u), odd T,
+            instead of `embeddings`: E_nm = table[m - n + c] (see
+            `relative_position_embeddings`).
+        spatial_shape: (L,) or (H, W) with L or H * W = m; with `table`.
 
     Returns:
         (b, n, k, v).
     """
-    embeddings = ops.convert_to_tensor(embeddings)
-    if mask is not None:
-        mask = ops.cast(mask, embeddings.dtype)
-        embeddings = embeddings * mask[:, :, None, None]
-    return ops.einsum("nmku,bmvu->bnkv", embeddings, values)
-
-
-def relative_position_lambdas(table, values, spatial_shape, mask=None):
-    """Position lambdas straight from a relative table (Eq. 4-5).
-
-    Equal to `position_lambda(relative_position_embeddings(table,
-    spatial_shape), values, mask)`, but the embeddings are gathered depth
-    first, (k, u, n, m), so that the contraction over context positions
-    reads them in place: E (k n m numbers, 1 GiB for a 64x64 global
-    context) is written once and never transposed or masked in a copy (the
-    mask sends hidden pairs to a row of zeros in the gather).
-
-    Args:
-        table: (T, k, u) or (T_h, T_w, k, u) relative embeddings, odd T.
-        values: (b, m, v, u).
-        spatial_shape: (L,) or (H, W) with L or H * W = m.
-        mask: optional (n, m) tensor of 0/1.
-
-    Returns:
-        (b, n, k, v).
-    """
-    table, values = ops.convert_to_tensor(table), ops.convert_to_tensor(values)
-    rank = len(table.shape) - 2
-    extents, (key_depth, intra_depth) = tuple(table.shape[:rank]), table.shape[rank:]
-    # (*T, k, u) -> (k u, T + 1): one column per table row, and zeros.
-    columns = ops.transpose(ops.reshape(table, (-1, key_depth * intra_depth)))
-    columns = ops.concatenate(
-        [columns, ops.zeros((key_depth * intra_depth, 1), table.dtype)], axis=1
+    _check_position_input(embeddings, table, spatial_shape)
+    values = ops.convert_to_tensor(values)
+    embeddings = _visible_embeddings(
+        embeddings, table, spatial_shape, mask, depth_first=True
     )
-    index = relative_index(spatial_shape, extents, mask)
-    length = math.prod(spatial_shape)
-    embeddings = ops.reshape(
-        ops.take(columns, index, axis=1), (key_depth, intra_depth, length, length)
-    )
-    if intra_depth == 1:
+    if embeddings.shape[1] == 1:
         return ops.einsum("knm,bmv->bnkv", embeddings[:, 0], values[..., 0])
     return ops.einsum("kunm,bmvu->bnkv", embeddings, values)
+
+
+def _check_position_input(embeddings, table, spatial_shape):
+    """Dense `embeddings` or a `table` with its `spatial_shape`, not both."""
+    if embeddings is not None and table is not None:
+        raise ValueError(
+            "Give the position embeddings either dense (`embeddings`) or "
+            "as a relative `table`, not both."
+        )
+    if table is not None and spatial_shape is None:
+        raise ValueError(
+            "A relative `table` needs the `spatial_shape` it is expanded "
+            "for. Received: spatial_shape=None"
+        )
+
+
+def _visible_embeddings(embeddings, table, spatial_shape, mask, depth_first):
+    """E with the pairs hidden by `mask` zeroed.
+
+    Returns:
+        (n, m, k, u), or (k, u, n, m) with `depth_first`.
+    """
+    if table is not None:
+        return relative_position_embeddings(table, spatial_shape, mask, depth_first)
+    embeddings = ops.convert_to_tensor(embeddings)
+    if mask is not None:
+        embeddings = embeddings * ops.cast(mask, embeddings.dtype)[:, :, None, None]
+    if depth_first:
+        return ops.transpose(embeddings, (2, 3, 0, 1))
+    return embeddings
+
+
+def _queries_first_outputs(queries, embeddings, values):
+    """`sum_m (q_n E_nm) V_m`: (b, n, h, k), (n, m, k, u), (b, m, v, u)."""
+    if embeddings.shape[-1] == 1:
+        weights = ops.einsum("bnhk,nmk->bnhm", queries, embeddings[..., 0])
+        return ops.einsum("bnhm,bmv->bnhv", weights, values[..., 0])
+    weights = ops.einsum("bnhk,nmku->bnhmu", queries, embeddings)
+    return ops.einsum("bnhmu,bmvu->bnhv", weights, values)
+
+
+def _convolution_outputs(queries, table, values, spatial_shape, causal):
+    """The position outputs by the lambda convolution of a local table."""
+    if causal:
+        rank = len(table.shape) - 2
+        kernel_mask = causal_kernel_mask(table.shape[0], rank)
+        table = table * ops.cast(kernel_mask, table.dtype)[..., None, None]
+    shape = ops.shape(values)
+    grid = ops.reshape(values, (shape[0],) + tuple(spatial_shape) + tuple(shape[2:]))
+    return apply_lambda(queries, lambda_convolution(grid, table))
 
 
 def lambda_convolution(values, kernel):
@@ -304,87 +336,117 @@ def add_lambdas(first, second):
     return first + second
 
 
-def position_contraction_order(queries_shape, embeddings_shape, values_shape):
-    """Which order `lambda_interaction` contracts the position term in.
-
-    `y^p_n = (sum_m E_nm V_m^T) q_n` can be computed lambdas first, as the
-    paper writes it (position lambdas (b, n, k, v), Eq. 4), or queries
-    first (`w_nm = q_n E_nm`, (b, n, h, m, u), then `sum_m w_nm V_m`). The
-    two are equal; queries first holds fewer numbers when
-    `|h| |m| |u| < |k| |v|` (small feature maps such as the c4 and c5 stages
-    of a LambdaResNet) and then also needs fewer multiply-adds
-    (`|h| (|k| + |v|) < |k| |v|` for the paper's settings). Otherwise, and
-    whenever a size is unknown, the lambdas come first, which keeps the
-    memory of the position term at the paper's Theta(bnkv).
-
-    Args:
-        queries_shape: (b, n, h, k).
-        embeddings_shape: (n, m, k, u).
-        values_shape: (b, m, v, u).
-
-    Returns:
-        "queries_first" or "lambdas_first".
-    """
-    heads, dim_k = queries_shape[2], queries_shape[3]
-    context, dim_u = embeddings_shape[1], embeddings_shape[3]
-    dim_v = values_shape[2]
-    sizes = (heads, dim_k, context, dim_u, dim_v)
-    if all(isinstance(size, int) for size in sizes):
-        if heads * context * dim_u < dim_k * dim_v:
-            return "queries_first"
-    return "lambdas_first"
-
-
 def lambda_interaction(
-    queries, keys, values, embeddings=None, mask=None, key_denominators=None
+    queries,
+    keys,
+    values,
+    embeddings=None,
+    mask=None,
+    *,
+    table=None,
+    spatial_shape=None,
+    causal=False,
+    key_normalization="none",
+    position_bias=None,
+    position_method=None,
 ):
     """The multi-query lambda interaction of Eq. 4 (Eq. 5 with a mask).
 
-    Computes `y_n = (lambda^c_n + lambda^p_n) q^h_n` for every head h. The
-    position term is contracted in the order `position_contraction_order`
-    picks; the result is the same.
+    Computes `y_n = (lambda^c_n + lambda^p_n) q^h_n` for every head h, the
+    keys normalised over each query's visible context C_n (Appendix B). The
+    position term is computed by `position_method`; every method gives the
+    same result.
 
     Args:
         queries: (b, n, h, k).
-        keys: (b, m, k, u), already normalised over context positions; or
-            None for a position-only interaction.
+        keys: (b, m, k, u); or None for a position-only interaction.
         values: (b, m, v, u).
-        embeddings: (n, m, k, u) position embeddings, or None for a
-            content-only interaction.
+        embeddings: (n, m, k, u) position embeddings E; or None.
         mask: optional (n, m) tensor of 0/1; query n only sees context
             positions m with `mask[n, m] = 1`.
-        key_denominators: optional (b, n, k, u) per-query key normalisers
-            (see `normalize_keys`); requires `mask`.
+        table: relative embeddings (T, k, u) or (T_h, T_w, k, u), odd T,
+            instead of `embeddings`: E_nm = table[m - n + c] (see
+            `relative_position_embeddings`). E is gathered in the layout
+            the method reads; the lambda convolution uses the table as its
+            kernel. Give neither `embeddings` nor `table` for a
+            content-only interaction.
+        spatial_shape: (L,) or (H, W) with L or H * W = m; with `table`.
+        causal: if True, query n also only sees context positions m <= n
+            (raster order for images), as if `mask` were multiplied by
+            `causal_mask(n)`.
+        key_normalization: how `keys` are normalised over the visible
+            context: "softmax", "l2" or "none" (the default: keys used as
+            given). See `normalize_keys`.
+        position_bias: optional (k,) bias added to every position lambda.
+        position_method: one of `POSITION_METHODS` (see
+            `lambda_keras.ops.position_method`): "queries_first",
+            "lambdas_first", or "convolution" (needs a local `table` and no
+            `mask`; `causal` masks its kernel). Defaults to the einsum in
+            the order of `position_contraction_order`.
 
     Returns:
         (b, n, h, v).
     """
-    if keys is None and embeddings is None:
+    if keys is None and embeddings is None and table is None:
         raise ValueError(
-            "At least one of `keys` (content lambda) and `embeddings` "
-            "(position lambdas) must be given. Received: keys=None, "
-            "embeddings=None"
+            "At least one of `keys` (content lambda) and `embeddings` or "
+            "`table` (position lambdas) must be given. Received: keys=None, "
+            "embeddings=None, table=None"
         )
+    _check_position_input(embeddings, table, spatial_shape)
     queries, values = ops.convert_to_tensor(queries), ops.convert_to_tensor(values)
-    lambdas = None
+    positional = embeddings is not None or table is not None
+    if positional and position_method is None:
+        heads, dim_k = queries.shape[2:]
+        context, dim_v, dim_u = values.shape[1:]
+        position_method = position_contraction_order(
+            heads, dim_k, dim_v, dim_u, context
+        )
+    if positional and position_method not in POSITION_METHODS:
+        raise ValueError(
+            f"`position_method` must be one of {POSITION_METHODS}. "
+            f"Received: position_method={position_method!r}"
+        )
+    if (
+        positional
+        and position_method == "convolution"
+        and (table is None or mask is not None)
+    ):
+        raise ValueError(
+            "`position_method='convolution'` needs a local `table` and no "
+            "`mask` (use `causal` for a causal context). Received: "
+            f"table is None: {table is None}, mask is None: {mask is None}"
+        )
+    if causal:
+        visible = causal_mask(ops.shape(queries)[1])
+        mask = visible if mask is None else visible * ops.cast(mask, visible.dtype)
+
+    outputs = None
     if keys is not None:
-        lambdas = content_lambda(keys, values, mask, key_denominators)
-    if embeddings is None:
-        return apply_lambda(queries, lambdas)
-    embeddings = ops.convert_to_tensor(embeddings)
-    order = position_contraction_order(queries.shape, embeddings.shape, values.shape)
-    if order == "lambdas_first":
-        positional = position_lambda(embeddings, values, mask)
-        lambdas = positional if lambdas is None else add_lambdas(lambdas, positional)
-        return apply_lambda(queries, lambdas)
-    if mask is not None:
-        embeddings = embeddings * ops.cast(mask, embeddings.dtype)[:, :, None, None]
-    if embeddings.shape[-1] == 1:
-        weights = ops.einsum("bnhk,nmk->bnhm", queries, embeddings[..., 0])
-        positional = ops.einsum("bnhm,bmv->bnhv", weights, values[..., 0])
-    else:
-        weights = ops.einsum("bnhk,nmku->bnhmu", queries, embeddings)
-        positional = ops.einsum("bnhmu,bmvu->bnhv", weights, values)
-    if lambdas is None:
-        return positional
-    return apply_lambda(queries, lambdas) + positional
+        keys, denominators = normalize_keys(keys, key_normalization, mask)
+        lambdas = content_lambda(keys, values, mask, denominators)
+        outputs = apply_lambda(queries, lambdas)
+    if positional:
+        if position_method == "convolution":
+            position_outputs = _convolution_outputs(
+                queries, ops.convert_to_tensor(table), values, spatial_shape, causal
+            )
+        elif position_method == "lambdas_first":
+            lambdas = position_lambdas(
+                values, embeddings, mask, table=table, spatial_shape=spatial_shape
+            )
+            position_outputs = apply_lambda(queries, lambdas)
+        else:
+            position_outputs = _queries_first_outputs(
+                queries,
+                _visible_embeddings(
+                    embeddings, table, spatial_shape, mask, depth_first=False
+                ),
+                values,
+            )
+        outputs = position_outputs if outputs is None else outputs + position_outputs
+    if position_bias is not None:
+        # A bias b_k on every position lambda adds (q . b) to each value.
+        bias = ops.cast(position_bias, queries.dtype)
+        outputs = outputs + ops.einsum("bnhk,k->bnh", queries, bias)[..., None]
+    return outputs

@@ -14,28 +14,43 @@ import numpy as np
 from keras import ops
 
 
-def relative_position_embeddings(table, spatial_shape):
-    """Expands a relative table into position embeddings E (n, m, k, u).
+def relative_position_embeddings(table, spatial_shape, mask=None, depth_first=False):
+    """Expands a relative table into position embeddings E.
+
+    One gather from the flattened table with a row of zeros appended for
+    offsets outside it and for pairs hidden by `mask`: E is written once,
+    with no transpose or mask pass.
 
     Args:
         table: (T, k, u) for sequences or (T_h, T_w, k, u) for images,
             with odd T.
         spatial_shape: the input's spatial shape, (L,) or (H, W); entries
             may be Python ints or scalar tensors.
+        mask: optional (n, m) tensor of 0/1; hidden pairs get a zero
+            embedding.
+        depth_first: if True, return E as (k, u, n, m), the layout in which
+            a contraction over context positions m reads it in place.
 
     Returns:
-        (n, m, k, u) with n = m = L or H * W, E_nm = table[m - n + c] when
-        the offset is inside the table and 0 otherwise.
+        (n, m, k, u), or (k, u, n, m) with `depth_first`, with n = m = L or
+        H * W and E_nm = table[m - n + c] when the offset is inside the
+        table (and the pair visible) and 0 otherwise.
     """
     table = ops.convert_to_tensor(table)
-    extents = tuple(table.shape[:-2])
-    depths = tuple(table.shape[-2:])
-    # One gather from the flattened table with a row of zeros appended for
-    # offsets outside it: E is written once, with no transpose or mask pass.
-    rows = ops.concatenate(
-        [ops.reshape(table, (-1,) + depths), ops.zeros((1,) + depths, table.dtype)]
-    )
-    return ops.take(rows, relative_index(spatial_shape, extents), axis=0)
+    rank = len(table.shape) - 2
+    extents, depths = tuple(table.shape[:rank]), tuple(table.shape[rank:])
+    index = relative_index(spatial_shape, extents, mask)
+    if not depth_first:
+        rows = ops.concatenate(
+            [ops.reshape(table, (-1,) + depths), ops.zeros((1,) + depths, table.dtype)]
+        )
+        return ops.take(rows, index, axis=0)
+    # (*T, k, u) -> (k u, T + 1): one column per table row, and zeros.
+    channels = math.prod(depths)
+    columns = ops.transpose(ops.reshape(table, (-1, channels)))
+    columns = ops.concatenate([columns, ops.zeros((channels, 1), table.dtype)], axis=1)
+    length = math.prod(spatial_shape)
+    return ops.reshape(ops.take(columns, index, axis=1), depths + (length, length))
 
 
 def relative_index(spatial_shape, extents, mask=None):

@@ -192,7 +192,8 @@ def test_lambda_knobs_reach_the_layers():
     )
     layer = model.get_layer("c5_block1_lambda")
     assert (layer.dim_k, layer.heads, layer.dim_u, layer.scope) == (8, 8, 2, 7)
-    assert not layer.use_content and layer.use_convolution and layer.strides == 2
+    assert not layer.use_content and layer.implementation == "conv"
+    assert layer.strides == 2
 
 
 def test_shared_embeddings_use_one_table():

@@ -13,9 +13,8 @@ from lambda_keras.ops import lambda_convolution
 from lambda_keras.ops import lambda_interaction
 from lambda_keras.ops import normalize_keys
 from lambda_keras.ops import position_contraction_order
-from lambda_keras.ops import position_lambda
+from lambda_keras.ops import position_lambdas
 from lambda_keras.ops import relative_position_embeddings
-from lambda_keras.ops import relative_position_lambdas
 
 RNG = np.random.default_rng(0)
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
@@ -49,12 +48,7 @@ def test_lambda_interaction_matches_reference(dim_u, masked, parts, dim_v, order
     mask = random_mask(length) if masked else None
     keys = None if parts == "position" else keys
     embeddings = None if parts == "content" else embeddings
-    assert (
-        position_contraction_order(
-            queries.shape, (length,) * 2 + (dim_k, dim_u), values.shape
-        )
-        == order
-    )
+    assert position_contraction_order(heads, dim_k, dim_v, dim_u, length) == order
 
     outputs = lambda_interaction(queries, keys, values, embeddings, mask)
 
@@ -72,13 +66,71 @@ def test_keys_normalised_over_visible_context(normalization, dim_u):
     values = random(batch, length, dim_v, dim_u)
     mask = random_mask(length)
 
-    keys, denominators = normalize_keys(raw_keys, normalization, mask)
     outputs = lambda_interaction(
-        queries, keys, values, mask=mask, key_denominators=denominators
+        queries, raw_keys, values, mask=mask, key_normalization=normalization
     )
 
     expected = numpy_reference.lambda_outputs(
         queries, raw_keys, values, mask=mask, normalization=normalization
+    )
+    np.testing.assert_allclose(ops.convert_to_numpy(outputs), expected, **TOLERANCE)
+
+
+LOCAL_TABLES = [((7,), (5,)), ((4, 5), (3, 3))]
+GLOBAL_TABLES = [((7,), (13,)), ((4, 5), (7, 9))]
+
+
+@pytest.mark.parametrize(
+    "method, spatial_shape, table_shape, context",
+    [
+        (method, *tables, context)
+        for method in ("queries_first", "lambdas_first")
+        for tables in LOCAL_TABLES + GLOBAL_TABLES
+        for context in ("full", "masked", "causal")
+    ]
+    # The lambda convolution takes a local table and no general mask.
+    + [
+        ("convolution", *tables, context)
+        for tables in LOCAL_TABLES
+        for context in ("full", "causal")
+    ],
+)
+@pytest.mark.parametrize("dim_u", [1, 2])
+def test_lambda_interaction_from_a_table_matches_reference(
+    method, spatial_shape, table_shape, context, dim_u
+):
+    batch, heads, dim_k, dim_v = 2, 2, 4, 3
+    length = int(np.prod(spatial_shape))
+    queries = random(batch, length, heads, dim_k)
+    raw_keys = 2.0 * random(batch, length, dim_k, dim_u)
+    values = random(batch, length, dim_v, dim_u)
+    table = random(*table_shape, dim_k, dim_u)
+    bias = random(dim_k)
+    mask = random_mask(length) if context == "masked" else None
+
+    outputs = lambda_interaction(
+        queries,
+        raw_keys,
+        values,
+        mask=mask,
+        table=table,
+        spatial_shape=spatial_shape,
+        causal=context == "causal",
+        key_normalization="softmax",
+        position_bias=bias,
+        position_method=method,
+    )
+
+    if context == "causal":
+        mask = np.tril(np.ones((length, length)))
+    expected = numpy_reference.lambda_outputs(
+        queries,
+        raw_keys,
+        values,
+        numpy_reference.relative_embeddings(table, spatial_shape),
+        mask,
+        normalization="softmax",
+        position_bias=bias,
     )
     np.testing.assert_allclose(ops.convert_to_numpy(outputs), expected, **TOLERANCE)
 
@@ -104,12 +156,24 @@ def test_masked_softmax_survives_large_logits():
     "spatial_shape, table_shape",
     [((7,), (13,)), ((7,), (5,)), ((4, 5), (7, 9)), ((4, 5), (3, 3)), ((3, 6), (9, 9))],
 )
-def test_relative_position_embeddings_match_reference(spatial_shape, table_shape):
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("depth_first", [False, True])
+def test_relative_position_embeddings_match_reference(
+    spatial_shape, table_shape, masked, depth_first
+):
     table = random(*table_shape, 4, 2)
+    length = int(np.prod(spatial_shape))
+    mask = random_mask(length) if masked else None
+
     embeddings = relative_position_embeddings(
-        ops.convert_to_tensor(table), spatial_shape
+        ops.convert_to_tensor(table), spatial_shape, mask, depth_first
     )
+
     expected = numpy_reference.relative_embeddings(table, spatial_shape)
+    if masked:
+        expected = expected * mask[:, :, None, None]
+    if depth_first:
+        expected = expected.transpose(2, 3, 0, 1)
     np.testing.assert_allclose(ops.convert_to_numpy(embeddings), expected, **TOLERANCE)
 
 
@@ -128,7 +192,7 @@ def test_lambda_convolution_equals_masked_einsum(spatial_shape, dim_u, scope):
     flat_values = values.reshape(batch, length, dim_v, dim_u)
     expected = np.einsum("nmku,bmvu->bnkv", embeddings, flat_values)
     np.testing.assert_allclose(ops.convert_to_numpy(convolved), expected, **TOLERANCE)
-    einsum = position_lambda(embeddings.astype("float32"), flat_values)
+    einsum = position_lambdas(flat_values, embeddings.astype("float32"))
     np.testing.assert_allclose(ops.convert_to_numpy(einsum), expected, **TOLERANCE)
 
 
@@ -137,18 +201,24 @@ def test_lambda_convolution_equals_masked_einsum(spatial_shape, dim_u, scope):
 )
 @pytest.mark.parametrize("dim_u", [1, 2])
 @pytest.mark.parametrize("masked", [False, True])
-def test_relative_position_lambdas_match_reference(
-    spatial_shape, table_shape, dim_u, masked
+@pytest.mark.parametrize("source", ["table", "dense"])
+def test_position_lambdas_match_reference(
+    spatial_shape, table_shape, dim_u, masked, source
 ):
     batch, dim_k, dim_v = 2, 4, 3
     length = int(np.prod(spatial_shape))
     table = random(*table_shape, dim_k, dim_u)
     values = random(batch, length, dim_v, dim_u)
     mask = random_mask(length) if masked else None
-
-    lambdas = relative_position_lambdas(table, values, spatial_shape, mask)
-
     embeddings = numpy_reference.relative_embeddings(table, spatial_shape)
+
+    if source == "table":
+        lambdas = position_lambdas(
+            values, mask=mask, table=table, spatial_shape=spatial_shape
+        )
+    else:
+        lambdas = position_lambdas(values, embeddings.astype("float32"), mask)
+
     if masked:
         embeddings = embeddings * mask[:, :, None, None]
     expected = np.einsum("nmku,bmvu->bnkv", embeddings, values)
@@ -214,30 +284,6 @@ def test_lambda_convolution_gradients_match_reference(spatial_shape, dim_u, scop
     np.testing.assert_allclose(table_gradient, expected_table, rtol=1e-5, atol=1e-4)
 
 
-def test_position_contraction_order_takes_the_smaller_intermediate():
-    # c4 of a LambdaResNet50: h m u = 4 * 196 < k v = 16 * 64.
-    assert (
-        position_contraction_order(
-            (32, 196, 4, 16), (196, 196, 16, 1), (32, 196, 64, 1)
-        )
-        == "queries_first"
-    )
-    # 64x64 global context: h m u = 4 * 4096 > k v = 16 * 16.
-    assert (
-        position_contraction_order(
-            (8, 4096, 4, 16), (4096, 4096, 16, 1), (8, 4096, 16, 1)
-        )
-        == "lambdas_first"
-    )
-    # Unknown context size: the paper's order.
-    assert (
-        position_contraction_order(
-            (None, None, 4, 16), (None, None, 16, 1), (None, None, 64, 1)
-        )
-        == "lambdas_first"
-    )
-
-
 def test_causal_masks():
     np.testing.assert_array_equal(
         ops.convert_to_numpy(causal_mask(4)), np.tril(np.ones((4, 4)))
@@ -250,8 +296,30 @@ def test_causal_masks():
 
 def test_errors_name_the_argument():
     values = random(1, 4, 2, 1)
+    queries = random(1, 4, 1, 2)
+    table = random(3, 2, 1)
     with pytest.raises(ValueError, match="keys=None, embeddings=None"):
-        lambda_interaction(random(1, 4, 1, 2), None, values)
+        lambda_interaction(queries, None, values)
+    with pytest.raises(ValueError, match="not both"):
+        lambda_interaction(
+            queries, None, values, random(4, 4, 2, 1), table=table, spatial_shape=(4,)
+        )
+    with pytest.raises(ValueError, match="position_method='fft'"):
+        lambda_interaction(
+            queries, None, values, random(4, 4, 2, 1), position_method="fft"
+        )
+    with pytest.raises(ValueError, match="mask is None: False"):
+        lambda_interaction(
+            queries,
+            None,
+            values,
+            mask=np.ones((4, 4)),
+            table=table,
+            spatial_shape=(4,),
+            position_method="convolution",
+        )
+    with pytest.raises(ValueError, match="spatial_shape=None"):
+        lambda_interaction(queries, None, values, table=table)
     with pytest.raises(ValueError, match="normalization='cosine'"):
         normalize_keys(random(1, 4, 2, 1), "cosine")
     with pytest.raises(ValueError, match="key_denominators"):
