@@ -123,3 +123,22 @@ def test_export_and_predict_installed(installed):
     )
     top = next(line for line in output.splitlines() if line.strip().startswith("1."))
     assert "tench" in top
+
+
+@pytest.mark.slow
+def test_readme_keras_hub_examples_run_installed(installed):
+    # Presets load, fine-tune, save and reload; the backbone trains inside
+    # RetinaNet: the README's keras-hub section, run by the installed package.
+    from readme_sections import python_blocks
+    from readme_sections import section
+
+    python, _, work, env, _ = installed
+    readme = (REPOSITORY / "README.md").read_text(encoding="utf-8")
+    script = "\n".join(python_blocks(section(readme, "## keras-hub")))
+    script += (
+        "\nassert labels == ['church', 'parachute', 'tench'], labels"
+        "\nassert type(reloaded).__name__ == 'LambdaResNetImageClassifier'"
+        "\nprint('boxes', detections['boxes'].shape)\n"
+    )
+    output = _run([python, "-c", script], cwd=work, env=env)
+    assert "boxes (3, " in output
