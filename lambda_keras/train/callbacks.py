@@ -153,9 +153,14 @@ def fit_until_non_finite_loss(model, *args, callbacks=(), **kwargs):
         # Keras 3.11); any other is not ours to translate.
         if not str(error).startswith("NaN or Inf loss"):
             raise
+        # Epochs counted from 1, as Keras' progress bar does; `model.history`
+        # lists the epochs this `fit` completed.
+        completed = len(getattr(model.history, "epoch", []))
+        epoch = kwargs.get("initial_epoch", 0) + completed + 1
         raise NonFiniteLossError(
-            f"Training stopped: {error} The last good checkpoint (the backup "
-            "of the previous epoch) was kept. Lower the learning rate "
+            f"The training loss became NaN or infinite in epoch {epoch} "
+            f"({error}). Training stopped; the last good checkpoint (the "
+            "backup of the previous epoch) was kept. Lower the learning rate "
             "(--learning-rate) or check the input data."
         ) from error
 
