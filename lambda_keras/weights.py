@@ -22,6 +22,7 @@ weights.add_registry("/team/checkpoints")  # our fine-tuned weights, by name
 """
 
 import hashlib
+import importlib.metadata
 import importlib.resources
 import json
 import os
@@ -39,11 +40,36 @@ from lambda_keras.convert.checkpoint_readers import SAFETENSORS_EXTENSIONS
 from lambda_keras.convert.checkpoint_readers import TORCH_EXTENSIONS
 from lambda_keras.convert.timm import load_timm_state_dict
 
-DEFAULT_MANIFEST = Path(
-    importlib.resources.files("lambda_keras.checkpoints") / "manifest.json"
-)
 REGISTRY_VARIABLE = "LAMBDA_KERAS_REGISTRY"
 MANIFEST_NAME = "manifest.json"
+
+
+def _package_manifest():
+    """The manifest installed with the package, as `lambda_keras.checkpoints`.
+
+    Found as that module; or, where a source tree of lambda_keras shadows the
+    installed package on `sys.path` (the quick start's `pip install . &&
+    python -m lambda_keras` run in the clone), in the installed
+    distribution's files. None when neither has one (a bare checkout).
+    """
+    try:
+        return Path(
+            importlib.resources.files("lambda_keras.checkpoints") / MANIFEST_NAME
+        )
+    except ModuleNotFoundError:
+        pass
+    # The first installed copy that has the file: a source tree's own
+    # `*.egg-info` (left by `pip install .`) names no installed files.
+    for distribution in importlib.metadata.distributions(name="lambda_keras"):
+        path = Path(
+            distribution.locate_file(f"lambda_keras/checkpoints/{MANIFEST_NAME}")
+        )
+        if path.is_file():
+            return path
+    return None
+
+
+DEFAULT_MANIFEST = _package_manifest()
 FORMAT_VERSION = 1
 TIMM_CHECKPOINT_EXTENSIONS = SAFETENSORS_EXTENSIONS + TORCH_EXTENSIONS
 FILE_FORMATS = ("safetensors", "pth", "keras_weights_h5")
@@ -113,7 +139,8 @@ def registries():
     """The manifests `load_manifest()` reads, in order: the package's (when
     present), then those of `LAMBDA_KERAS_REGISTRY`, then `add_registry`'s.
     """
-    paths = [DEFAULT_MANIFEST] if Path(DEFAULT_MANIFEST).is_file() else []
+    package = DEFAULT_MANIFEST
+    paths = [Path(package)] if package is not None and Path(package).is_file() else []
     variable = os.environ.get(REGISTRY_VARIABLE, "")
     for item in filter(None, variable.split(os.pathsep)):
         paths.append(_manifest_path(item, REGISTRY_VARIABLE))

@@ -88,6 +88,16 @@ def test_readme_first_command_runs_installed(installed):
 
 
 @pytest.mark.slow
+def test_readme_first_command_runs_in_the_clone(installed):
+    # `pip install . && python -m lambda_keras` in the clone: the source tree
+    # shadows the installed package, whose registry is still found.
+    python, _, _, env, _ = installed
+    output = _run([python, "-m", "lambda_keras"], cwd=REPOSITORY, env=env)
+    assert "LambdaResNet26Compact(weights='imagenette')" in output
+    assert "-> tench (" in output
+
+
+@pytest.mark.slow
 def test_named_weights_load_offline_from_the_package(installed):
     python, _, work, env, _ = installed
     script = (

@@ -178,6 +178,11 @@ def _write_entry(manifest_path, entry):
 def _writable_manifest(manifest_path):
     """The manifest `package_checkpoint` may write: never an installed one."""
     argument = "--manifest"
+    if manifest_path is None and DEFAULT_MANIFEST is None:
+        raise ValueError(
+            "This lambda_keras has no checkpoints folder of its own: name one "
+            "with --manifest. Received: --manifest=None"
+        )
     if manifest_path is None:
         manifest_path, argument = DEFAULT_MANIFEST, "the default manifest"
     path = Path(manifest_path)
