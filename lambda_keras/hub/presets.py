@@ -7,12 +7,11 @@ handle), and the functions below turn its entry into the arguments and
 weights of the keras-hub objects.
 """
 
-import os
-
 from lambda_keras.applications.lambda_resnet import ARCHITECTURES
 from lambda_keras.applications.variants import MODELS
 from lambda_keras.applications.variants import VARIANTS_BY_NAME
 from lambda_keras.weights import load_manifest
+from lambda_keras.weights import resolve_weights
 
 
 def registry_entry(preset):
@@ -29,16 +28,19 @@ def registry_entry(preset):
         ValueError: `preset` is neither; the message lists the registry's
             names.
     """
-    if not isinstance(preset, str) or "://" in preset or os.path.exists(preset):
+    if not isinstance(preset, str):
         return None
-    entries = {entry["name"]: entry for entry in load_manifest()}
-    if preset not in entries:
+    try:
+        # The one "file (or remote handle) or registered name?" decision.
+        resolved = resolve_weights(preset, architecture=None, include_top=False)
+    except ValueError as error:
+        names = sorted(entry["name"] for entry in load_manifest())
         raise ValueError(
             "`preset` must be the name of registered weights (one of "
-            f"{sorted(entries)}), a keras-hub preset folder or a handle such "
+            f"{names}), a keras-hub preset folder or a handle such "
             f"as 'kaggle://...' or 'hf://...'. Received: preset={preset!r}"
-        )
-    return entries[preset]
+        ) from error
+    return resolved if isinstance(resolved, dict) else None
 
 
 def image_converter_arguments(entry):
