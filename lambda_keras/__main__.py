@@ -4,7 +4,10 @@ import argparse
 import json
 import sys
 
-from lambda_keras.extras import MissingExtraError
+from lambda_keras.errors import UsageError
+from lambda_keras.errors import run_reporting_errors
+
+DEBUG_HELP = "show the traceback of an error (for bug reports)"
 
 
 def main(argv=None):
@@ -16,9 +19,18 @@ def main(argv=None):
     parser.add_argument(
         "--version", action="version", version=f"lambda-keras {__version__}"
     )
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    # --debug is accepted after the command too; SUPPRESS keeps a command's
+    # parser from resetting the value given before it.
+    debug_flag = argparse.ArgumentParser(add_help=False)
+    debug_flag.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP
+    )
     commands = parser.add_subparsers(dest="command")
     demo = commands.add_parser(
-        "demo", help="run the lambda layer on a sample image (the default)"
+        "demo",
+        parents=[debug_flag],
+        help="run the lambda layer on a sample image (the default)",
     )
     demo.add_argument("--image", help="image file; defaults to a shipped sample")
     demo.add_argument(
@@ -30,6 +42,7 @@ def main(argv=None):
     demo.add_argument("--json", help="also write the results to this JSON file")
     convert = commands.add_parser(
         "convert-timm",
+        parents=[debug_flag],
         help="convert a timm LambdaResNet checkpoint to a Keras .weights.h5",
     )
     from lambda_keras.applications.variants import TIMM_MODELS
@@ -43,14 +56,19 @@ def main(argv=None):
     from lambda_keras.train import cli as train_cli
 
     train_cli.add_train_arguments(
-        commands.add_parser("train", help="train a LambdaResNet (paper recipes)")
+        commands.add_parser(
+            "train", parents=[debug_flag], help="train a LambdaResNet (paper recipes)"
+        )
     )
     train_cli.add_evaluate_arguments(
-        commands.add_parser("evaluate", help="top-1/top-5 of weights on a dataset")
+        commands.add_parser(
+            "evaluate", parents=[debug_flag], help="top-1/top-5 of weights on a dataset"
+        )
     )
     train_cli.add_package_arguments(
         commands.add_parser(
             "package-checkpoint",
+            parents=[debug_flag],
             help="register a trained run's weights in checkpoints/ (float16)",
         )
     )
@@ -59,22 +77,24 @@ def main(argv=None):
     export_cli.add_export_arguments(
         commands.add_parser(
             "export",
+            parents=[debug_flag],
             help="export a model for serving: SavedModel (TF Serving), TFLite, ONNX",
         )
     )
     export_cli.add_predict_arguments(
         commands.add_parser(
             "predict",
+            parents=[debug_flag],
             help="top-5 classes of image files, by a SavedModel or a model",
         )
     )
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
-    try:
-        return _run(args, argv)
-    except MissingExtraError as error:
-        print(f"lambda-keras {args.command}: {error}", file=sys.stderr)
-        return 2
+    return run_reporting_errors(
+        f"lambda-keras {args.command or 'demo'}",
+        lambda: _run(args, argv),
+        debug=args.debug,
+    )
 
 
 def _run(args, argv):
@@ -85,7 +105,8 @@ def _run(args, argv):
     if args.command == "convert-timm":
         return _convert_timm(args)
     if args.command == "train":
-        return train_cli.run_train(args, argv[1:])
+        # The model card records the command as typed, without --debug.
+        return train_cli.run_train(args, [a for a in argv if a != "--debug"][1:])
     if args.command == "evaluate":
         return train_cli.run_evaluate(args)
     if args.command == "package-checkpoint":
@@ -115,7 +136,7 @@ def _convert_timm(args):
     from lambda_keras.convert.timm import load_timm_state_dict
 
     if not args.output.endswith(".weights.h5"):
-        raise SystemExit(
+        raise UsageError(
             f"--output must end in .weights.h5. Received: --output={args.output}"
         )
     size = args.input_size

@@ -19,6 +19,8 @@ import inspect
 import os
 from pathlib import Path
 
+from lambda_keras.errors import UsageError
+
 FORMATS = ("savedmodel", "tflite", "onnx")
 
 
@@ -138,12 +140,12 @@ def run_export(args):
     from lambda_keras.export.saved_model import export_saved_model
 
     if args.format != "savedmodel" and args.version is not None:
-        raise SystemExit(
+        raise UsageError(
             "--version names a SavedModel version folder; tflite and onnx "
             f"files are written to --out. Received: --version={args.version}"
         )
     if args.int8 and args.format != "tflite":
-        raise SystemExit(
+        raise UsageError(
             f"--int8 is for --format tflite. Received: --format={args.format}"
         )
     model, metadata = build_model(args)
@@ -197,7 +199,7 @@ def run_predict(args):
     from lambda_keras.export.predict import predict_files
 
     if (args.saved_model is None) == (args.model is None):
-        raise SystemExit(
+        raise UsageError(
             "Give either --saved-model DIR or --model NAME --weights W. "
             f"Received: --saved-model={args.saved_model} --model={args.model}"
         )
@@ -205,7 +207,7 @@ def run_predict(args):
         signature, source = load_saved_model_signature(args.saved_model)
     else:
         if args.weights is None:
-            raise SystemExit("--model needs --weights (a name, a file or 'none').")
+            raise UsageError("--model needs --weights (a name, a file or 'none').")
         model, metadata = build_model(args)
         signature = keras_signature(
             model,

@@ -4,6 +4,8 @@ import argparse
 import json
 import sys
 
+from lambda_keras.errors import UsageError
+from lambda_keras.errors import run_reporting_errors
 from lambda_keras.train.recipes import RECIPES
 from lambda_keras.train.strategies import STRATEGIES
 
@@ -96,13 +98,9 @@ def run_package(args):
     """Runs `lambda-keras package-checkpoint`; returns the exit code."""
     from lambda_keras.train.checkpoint import package_checkpoint
 
-    try:
-        entry = package_checkpoint(
-            args.model_dir, args.name, args.alias, args.manifest, args.dtype
-        )
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    entry = package_checkpoint(
+        args.model_dir, args.name, args.alias, args.manifest, args.dtype
+    )
     print(json.dumps(entry["metrics"]))
     return 0
 
@@ -112,7 +110,7 @@ def _model_options(pairs):
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--model-option must be KEY=JSON. Received: {pair!r}")
+            raise UsageError(f"--model-option must be KEY=JSON. Received: {pair!r}")
         try:
             options[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -141,9 +139,6 @@ def run_train(args, argv=None):
     except NonFiniteLossError as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     return 0
 
 
@@ -151,20 +146,16 @@ def run_evaluate(args):
     """Runs `lambda-keras evaluate` for parsed `args`; returns the exit code."""
     from lambda_keras.train.trainer import evaluate
 
-    try:
-        results = evaluate(
-            args.model,
-            args.weights,
-            args.dataset,
-            split=args.split,
-            data_dir=args.data_dir,
-            image_size=args.image_size,
-            batch_size=args.batch_size,
-            crop_fraction=args.crop_fraction,
-        )
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    results = evaluate(
+        args.model,
+        args.weights,
+        args.dataset,
+        split=args.split,
+        data_dir=args.data_dir,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        crop_fraction=args.crop_fraction,
+    )
     print(json.dumps(results))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
@@ -180,4 +171,10 @@ def main(argv=None):
         description="Train a LambdaResNet with the paper's recipes.",
     )
     add_train_arguments(parser)
-    return run_train(parser.parse_args(argv), argv)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = parser.parse_args(argv)
+    return run_reporting_errors(
+        "python -m lambda_keras.train",
+        lambda: run_train(args, [a for a in argv if a != "--debug"]),
+        debug=args.debug,
+    )

@@ -86,7 +86,7 @@ def select_strategy(name="auto", tpu=None):
             strategy = tf.distribute.TPUStrategy(resolver)
         except (ValueError, RuntimeError, tf.errors.OpError) as e:
             if name == "tpu":
-                raise RuntimeError(
+                raise ValueError(
                     f"No TPU could be reached ({type(e).__name__}: {e}). "
                     f"Received: --tpu={tpu!r}"
                 ) from e

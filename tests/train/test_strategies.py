@@ -24,7 +24,7 @@ def test_auto_falls_back_to_the_cpu_with_a_message(no_tpu):
 
 
 def test_tpu_that_cannot_be_reached(no_tpu):
-    with pytest.raises(RuntimeError, match="No TPU could be reached"):
+    with pytest.raises(ValueError, match="No TPU could be reached"):
         select_strategy("tpu")
 
 
