@@ -32,6 +32,7 @@ BENCHMARKS = (
     "models",
     "model_vs_timm",
     "backends",
+    "input_pipeline",
 )
 README = BENCHMARKS_DIRECTORY / "README.md"
 
