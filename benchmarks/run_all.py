@@ -33,6 +33,8 @@ BENCHMARKS = (
     "model_vs_timm",
     "backends",
     "input_pipeline",
+    "lambda_vs_conv",
+    "model_memory",
 )
 README = BENCHMARKS_DIRECTORY / "README.md"
 

@@ -1,0 +1,215 @@
+"""Lambda layers against the convolutions they replace, on every backend.
+
+    python -m benchmarks.lambda_vs_conv            # 3 models, 4 modes, timm
+    python -m benchmarks.lambda_vs_conv --quick    # 64 px, batch 2, 26T only
+
+For LambdaResNet26T, LambdaResNet50TS and the hybrid LambdaResNet50, the
+lambda network and its convolutional twin (the same builder with every
+stage convolutional, `placement=("C", "C", "C", "C")`) are timed side by
+side, alternately, in one worker process per backend and mode:
+
+- TensorFlow graph (`jit_compile=False`), TensorFlow + XLA
+  (`jit_compile=True`), JAX (`jax.jit`, Keras' JAX trainer) and PyTorch
+  (eager);
+- inference: `predict_on_batch` (the compiled predict step);
+- training: `train_on_batch`, a full SGD step with momentum (forward,
+  backward and the update).
+
+The figure is the throughput ratio lambda / twin (above 1: the lambda
+layers cost less than the convolutions they replace). Beside it, timm's
+lambda_resnet26t / resnet26t (and lambda_resnet50ts / resnet50t) measured
+the same way in its own PyTorch worker (eager, `torch.no_grad()` for
+inference, an SGD step for training). Random weights, float32, 128 px,
+batch 16 (`--size`, `--batch`).
+
+Writes benchmarks/results/lambda_vs_conv.json.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from benchmarks.common import interleaved_medians
+from benchmarks.common import markdown_table
+from benchmarks.common import run_worker
+from benchmarks.common import write_report
+
+# mode -> (KERAS_BACKEND, jit_compile)
+MODES = {
+    "TF graph": ("tensorflow", False),
+    "TF + XLA": ("tensorflow", True),
+    "JAX jit": ("jax", True),
+    "PyTorch eager": ("torch", False),
+}
+MODELS = ("LambdaResNet26T", "LambdaResNet50TS", "LambdaResNet50")
+# Our model -> timm's lambda model and its convolutional counterpart.
+TIMM_PAIRS = {
+    "LambdaResNet26T": ("lambda_resnet26t", "resnet26t"),
+    "LambdaResNet50TS": ("lambda_resnet50ts", "resnet50t"),
+}
+TWIN_PLACEMENT = ("C", "C", "C", "C")
+CLASSES = 1000
+
+
+def keras_worker(mode, model_name, size, batch, repeats):
+    """Images/s of the lambda model and its twin; prints JSON."""
+    import keras
+    import numpy as np
+
+    from lambda_keras.applications import MODELS as CONSTRUCTORS
+
+    keras.utils.set_random_seed(0)
+    _, jit_compile = MODES[mode]
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (batch, size, size, 3)).astype("float32")
+    labels = rng.integers(0, CLASSES, batch)
+    build = CONSTRUCTORS[model_name]
+    contenders = {}
+    for label, options in (("lambda", {}), ("twin", {"placement": TWIN_PLACEMENT})):
+        model = build(weights=None, input_shape=(size, size, 3), **options)
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+            loss="sparse_categorical_crossentropy",
+            jit_compile=jit_compile,
+        )
+        contenders[f"{label} inference"] = lambda m=model: m.predict_on_batch(images)
+        contenders[f"{label} training"] = lambda m=model: m.train_on_batch(
+            images, labels
+        )
+    seconds = interleaved_medians(contenders, repeats=repeats, warmup=1)
+    print(json.dumps({name: batch / s for name, s in seconds.items()}))
+
+
+def timm_worker(model_name, size, batch, repeats):
+    """Images/s of timm's lambda model and its twin (PyTorch eager)."""
+    import timm
+    import torch
+
+    torch.manual_seed(0)
+    torch.set_num_threads(os.cpu_count())
+    images = torch.rand(batch, 3, size, size) * 2 - 1
+    labels = torch.randint(0, CLASSES, (batch,))
+    contenders = {}
+    for label, name in zip(("lambda", "twin"), TIMM_PAIRS[model_name]):
+        model = timm.create_model(name, pretrained=False, num_classes=CLASSES)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+        def inference(m=model):
+            m.eval()
+            with torch.no_grad():
+                return m(images).numpy()
+
+        def training(m=model, o=optimizer):
+            m.train()
+            o.zero_grad()
+            loss = torch.nn.functional.cross_entropy(m(images), labels)
+            loss.backward()
+            o.step()
+            return loss.item()
+
+        contenders[f"{label} inference"] = inference
+        contenders[f"{label} training"] = training
+    seconds = interleaved_medians(contenders, repeats=repeats, warmup=1)
+    print(json.dumps({name: batch / s for name, s in seconds.items()}))
+
+
+def _ratio(rates, task):
+    if not rates or rates.get("status") != "ok":
+        return None
+    return rates[f"lambda {task}"] / rates[f"twin {task}"]
+
+
+def _cell(ratio):
+    return "—" if ratio is None else f"{ratio:.2f}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=MODELS)
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.size, args.batch, args.repeats = 64, 2, 1
+        args.models = ["LambdaResNet26T"]
+    if args.worker:
+        kind, *rest = json.loads(args.worker)
+        if kind == "timm":
+            timm_worker(*rest)
+        else:
+            keras_worker(*rest)
+        return
+
+    def run(kind, backend, *worker_args):
+        arguments = [
+            "--worker",
+            json.dumps([kind, *worker_args, args.size, args.batch, args.repeats]),
+        ]
+        result = run_worker(
+            "benchmarks.lambda_vs_conv",
+            arguments,
+            environment={"KERAS_BACKEND": backend},
+        )
+        print(kind, worker_args, result, flush=True)
+        return result
+
+    results = []
+    rows = []
+    for model_name in args.models:
+        timm_rates = None
+        if model_name in TIMM_PAIRS:
+            timm_rates = run("timm", "torch", model_name)
+        for mode in args.modes:
+            rates = run("keras", MODES[mode][0], mode, model_name)
+            results.append({"model": model_name, "mode": mode, "rates": rates})
+            rows.append(
+                [
+                    model_name,
+                    mode,
+                    _cell(_ratio(rates, "inference")),
+                    _cell(_ratio(rates, "training")),
+                    _cell(_ratio(timm_rates, "inference")),
+                    _cell(_ratio(timm_rates, "training")),
+                ]
+            )
+        if timm_rates is not None:
+            results.append({"model": model_name, "mode": "timm", "rates": timm_rates})
+    table = markdown_table(
+        [
+            "model",
+            "mode",
+            "ours inference",
+            "ours training",
+            "timm inference",
+            "timm training",
+        ],
+        rows,
+    )
+    summary = (
+        f"Throughput ratio lambda network / its convolutional twin, {args.size} "
+        f"px, batch {args.batch}, float32, random weights (above 1: the lambda "
+        "layers cost less than the convolutions they replace); timm's columns: "
+        "its lambda model over its ResNet-T counterpart, PyTorch eager, in its "
+        "own process.\n\n"
+    )
+    print(table)
+    write_report(
+        "lambda_vs_conv",
+        {
+            "title": "Lambda layers against convolutions (twins), every backend",
+            "quick": args.quick,
+            "size": args.size,
+            "batch": args.batch,
+            "results": results,
+            "markdown": summary + table,
+        },
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
