@@ -3,7 +3,9 @@
 A small file must not make the reader allocate more than its size allows
 (stride tricks, shared views, zip bombs), and every refusal is a
 `ValueError` naming the file and the tensor. Memory is measured with
-tracemalloc, which counts numpy's and zlib's buffers.
+tracemalloc, which counts numpy's and zlib's buffers. Bad files given to
+`lambda-keras convert-timm` are one-line errors, and a weights file that
+fails to load leaves the model's weights as they were.
 """
 
 import json
@@ -11,13 +13,18 @@ import re
 import tracemalloc
 import zipfile
 
+import keras
 import numpy as np
 import pytest
+import safetensors.numpy
 import torch
 from forged_checkpoints import forge_checkpoint
 from forged_checkpoints import forged_pickle
 from forged_checkpoints import write_torch_zip
 
+from lambda_keras import weights
+from lambda_keras.__main__ import main
+from lambda_keras.applications import LambdaResNet26T
 from lambda_keras.convert import read_checkpoint
 from lambda_keras.convert import read_safetensors
 from lambda_keras.convert.checkpoint_readers import ALLOCATION_LIMIT_FACTOR
@@ -310,3 +317,143 @@ def test_adjacent_and_empty_safetensors_tensors_are_read(tmp_path):
     np.testing.assert_array_equal(arrays["a"], np.array([1, 2], np.uint8))
     np.testing.assert_array_equal(arrays["b"], np.array([3, 4], np.uint8))
     assert arrays["e"].shape == (0, 3)
+
+
+# --------------------------------------------------------------------------
+# lambda-keras convert-timm
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def good_checkpoint(tmp_path):
+    path = tmp_path / "good.safetensors"
+    safetensors.numpy.save_file({"w": np.ones(2, np.float32)}, path)
+    return path
+
+
+def convert_timm(capsys, *flags):
+    """Runs `lambda-keras convert-timm --model LambdaResNet26T ...flags`;
+    returns the exit code and the lines on stderr."""
+    code = main(["convert-timm", "--model", "LambdaResNet26T", *map(str, flags)])
+    return code, capsys.readouterr().err.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("case", "received", "problem"),
+    [
+        ("missing", "--checkpoint", "there is none"),
+        ("garbage", "--checkpoint", "not a zip-format torch.save file"),
+        ("stride 0", "--checkpoint", "more than its 1-element storage"),
+        ("extension", "--checkpoint", "unsupported extension"),
+        ("no folder", "--output", "is not one"),
+        ("size 0", "--input-size=0", "positive"),
+        ("size -3", "--input-size=-3", "positive"),
+    ],
+)
+def test_convert_timm_bad_input_is_one_line(
+    tmp_path, capsys, good_checkpoint, case, received, problem
+):
+    checkpoint, output, size = good_checkpoint, tmp_path / "out.weights.h5", 32
+    if case == "missing":
+        checkpoint = tmp_path / "absent.pth"
+    elif case == "garbage":
+        checkpoint = tmp_path / "garbage.pth"
+        checkpoint.write_bytes(b"garbage" * 10)
+    elif case == "stride 0":
+        checkpoint = tmp_path / "stride0.pth"
+        forge_checkpoint(checkpoint, {"w": (0, (15000, 15000), (0, 0))}, 1, 1)
+    elif case == "extension":
+        checkpoint = tmp_path / "weights.npz"
+        checkpoint.write_bytes(good_checkpoint.read_bytes())
+    elif case == "no folder":
+        output = tmp_path / "missing" / "out.weights.h5"
+    else:
+        size = int(received.split("=")[1])
+
+    code, lines = convert_timm(
+        capsys, "--checkpoint", checkpoint, "--output", output, "--input-size", size
+    )
+
+    assert code == 2
+    assert len(lines) == 1, lines
+    assert problem in lines[0] and f"Received: {received}" in lines[0]
+    if received == "--checkpoint":
+        assert f"Received: --checkpoint={checkpoint}" in lines[0]
+    assert not output.exists()
+
+
+def test_convert_timm_checkpoint_of_another_architecture(
+    tmp_path, capsys, good_checkpoint
+):
+    output = tmp_path / "out.weights.h5"
+
+    code, lines = convert_timm(
+        capsys, "--checkpoint", good_checkpoint, "--output", output, "--input-size", 32
+    )
+
+    assert code == 2
+    assert len(lines) == 1, lines
+    assert "lacks" in lines[0] and "another architecture" in lines[0]
+    assert f"Received: --checkpoint={good_checkpoint}" in lines[0]
+    assert not output.exists()
+
+
+# --------------------------------------------------------------------------
+# Keras weights files and load_weights_file
+# --------------------------------------------------------------------------
+
+
+def tiny_model(classes=2):
+    return keras.Sequential(
+        [
+            keras.Input((3,)),
+            keras.layers.Dense(4, name="hidden"),
+            keras.layers.Dense(classes, name="out"),
+        ]
+    )
+
+
+@pytest.mark.parametrize("case", ["truncated", "not hdf5", "other architecture"])
+def test_bad_keras_weights_file_leaves_the_model_unchanged(tmp_path, case):
+    path = tmp_path / "bad.weights.h5"
+    if case == "other architecture":
+        # Its "hidden" layer fits, its "out" layer does not.
+        tiny_model(classes=3).save_weights(path)
+    elif case == "truncated":
+        tiny_model().save_weights(path)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:
+        path.write_bytes(b"not an HDF5 file" * 100)
+    model = tiny_model()
+    before = model.get_weights()
+
+    with pytest.raises(ValueError) as error:
+        weights.load_weights_file(model, path)
+
+    assert str(path) in str(error.value)
+    assert str(error.value).endswith(f"Received: path={str(path)!r}")
+    for expected, after in zip(before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(after, expected)
+
+
+def test_bad_weights_file_through_a_constructor(tmp_path):
+    path = tmp_path / "bad.weights.h5"
+    path.write_bytes(b"not an HDF5 file" * 100)
+    assert weights.resolve_weights(str(path), "LambdaResNet26T") == str(path)
+
+    with pytest.raises(ValueError, match=re.escape(f"Received: path={str(path)!r}")):
+        LambdaResNet26T(weights=str(path), input_shape=(32, 32, 3))
+
+
+def test_timm_checkpoint_of_another_architecture_names_the_file(
+    tmp_path, good_checkpoint
+):
+    model = LambdaResNet26T(input_shape=(32, 32, 3))
+    before = model.get_weights()
+
+    with pytest.raises(ValueError, match="lacks") as error:
+        weights.load_weights_file(model, good_checkpoint)
+
+    assert str(good_checkpoint) in str(error.value)
+    for expected, after in zip(before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(after, expected)
