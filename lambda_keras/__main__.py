@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 
 from lambda_keras.errors import UsageError
@@ -135,13 +136,42 @@ def _convert_timm(args):
     from lambda_keras.convert import read_checkpoint
     from lambda_keras.convert.timm import load_timm_state_dict
 
+    # The flags are checked, and the checkpoint read, before the model is
+    # built: a mistake is reported in a second.
     if not args.output.endswith(".weights.h5"):
         raise UsageError(
             f"--output must end in .weights.h5. Received: --output={args.output}"
         )
+    folder = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(folder):
+        raise UsageError(
+            f"--output must be in an existing folder; {folder} is not one. "
+            f"Received: --output={args.output}"
+        )
+    if args.input_size < 1:
+        raise UsageError(
+            "--input-size must be a positive number of pixels. "
+            f"Received: --input-size={args.input_size}"
+        )
+    if not os.path.isfile(args.checkpoint):
+        raise UsageError(
+            f"--checkpoint must be a checkpoint file; there is none at "
+            f"{args.checkpoint}. Received: --checkpoint={args.checkpoint}"
+        )
+
+    def checkpoint_error(error):
+        return UsageError(f"{error} Received: --checkpoint={args.checkpoint}")
+
+    try:
+        state_dict = read_checkpoint(args.checkpoint)
+    except ValueError as error:
+        raise checkpoint_error(error) from error
     size = args.input_size
     model = TIMM_MODELS[args.model](input_shape=(size, size, 3))
-    report = load_timm_state_dict(model, read_checkpoint(args.checkpoint))
+    try:
+        report = load_timm_state_dict(model, state_dict)
+    except ValueError as error:  # A checkpoint of another architecture.
+        raise checkpoint_error(error) from error
     model.save_weights(args.output)
     print(
         f"{args.model}: loaded {len(report['loaded'])} tensors from "

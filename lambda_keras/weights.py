@@ -7,8 +7,10 @@ files, or folders holding a `manifest.json`, named in the environment
 variable `LAMBDA_KERAS_REGISTRY` (separated by `os.pathsep`) or added with
 `add_registry`. `load_manifest` reads and validates them, `find_checkpoint`
 resolves a name or an alias to an entry and `download` fetches one of the
-entry's files into the Keras cache with `keras.utils.get_file`, checking
-its SHA-256. Files shipped beside a manifest are hash-checked in place.
+entry's files into the Keras cache (`$KERAS_HOME`, else `~/.keras`),
+checking its SHA-256, with a timeout (`LAMBDA_KERAS_DOWNLOAD_TIMEOUT`
+seconds, default 60) and bounded retries. Files shipped beside a manifest
+are hash-checked in place.
 
 Example:
 
@@ -22,18 +24,21 @@ weights.add_registry("/team/checkpoints")  # our fine-tuned weights, by name
 """
 
 import hashlib
+import http.client
 import importlib.metadata
 import importlib.resources
 import json
+import math
 import os
 import re
 import tempfile
+import time
 import urllib.error
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from lambda_keras.convert import read_checkpoint
 from lambda_keras.convert.checkpoint_readers import SAFETENSORS_EXTENSIONS
@@ -42,6 +47,13 @@ from lambda_keras.convert.timm import load_timm_state_dict
 
 REGISTRY_VARIABLE = "LAMBDA_KERAS_REGISTRY"
 MANIFEST_NAME = "manifest.json"
+# Seconds a download waits to connect and for each read.
+DOWNLOAD_TIMEOUT_VARIABLE = "LAMBDA_KERAS_DOWNLOAD_TIMEOUT"
+DEFAULT_DOWNLOAD_TIMEOUT_S = 60.0
+DOWNLOAD_ATTEMPTS = 3
+# Seconds waited before the second and the third attempt.
+RETRY_DELAYS_S = (1.0, 2.0)
+_DOWNLOAD_CHUNK_BYTES = 1 << 20
 
 
 def _package_manifest():
@@ -305,12 +317,17 @@ def find_checkpoint(name, architecture=None, manifest=None):
 def download(entry_file, cache_subdir="lambda_keras", cache_dir=None):
     """Downloads one file of a checkpoint entry and checks its SHA-256.
 
-    With a full `sha256` the file is fetched by `keras.utils.get_file` with
-    `file_hash`, so a cached file with the right hash is returned without
-    touching the network, and a cached file with the wrong hash is fetched
-    again. With only a `sha256_prefix` the file is fetched (or taken from
-    the cache) by `get_file` and its hash prefix checked here; a cached file
-    that fails the check is fetched once more.
+    A cached file with the right hash (the full `sha256`, or the
+    `sha256_prefix` when only that is known) is returned without touching
+    the network; a missing or corrupted one is fetched. The file is written
+    under a temporary name and renamed once complete, so the cache never
+    holds a partial file.
+
+    Connecting and each read wait at most `LAMBDA_KERAS_DOWNLOAD_TIMEOUT`
+    seconds (an environment variable; default 60). A failed attempt (a
+    timeout, a refused or dropped connection, an incomplete transfer, an
+    HTTP 408, 429 or 5xx answer) is retried after 1 then 2 seconds:
+    `DOWNLOAD_ATTEMPTS` (3) attempts in all.
 
     Args:
         entry_file: One item of an entry's `files` list: a dict with `url`,
@@ -323,39 +340,32 @@ def download(entry_file, cache_subdir="lambda_keras", cache_dir=None):
         The local path of the verified file (a str).
 
     Raises:
-        ValueError: If the file record is malformed or the downloaded file
-            does not match its hash (the bad file is deleted from the
-            cache).
+        ValueError: If the file record is malformed, the timeout variable
+            is not a positive number, or the downloaded file does not match
+            its hash (the bad file is deleted from the cache).
         WeightsDownloadError: (an `OSError`) If the file could not be
-            fetched (connection refused, DNS failure, HTTP error, incomplete
-            transfer). No partial file is left in the cache.
+            fetched (timeout, connection refused, DNS failure, HTTP error,
+            incomplete transfer); the message names the URL, the cause and
+            how to do without the network. No partial file is left in the
+            cache.
     """
     _validate_file(entry_file, "download()", "the file record", required=("url",))
     url = entry_file["url"]
     sha256 = entry_file.get("sha256")
-    sha256 = sha256.lower() if sha256 else None
     prefix = entry_file.get("sha256_prefix")
-    prefix = prefix.lower() if prefix else None
-    fname = _cache_fname(url, sha256 or prefix)
-    datadir = _cache_dir(cache_subdir, cache_dir)
-    target = os.path.join(datadir, fname)
-
-    def get_file():
-        return _get_file(entry_file, fname, datadir, cache_dir, target, sha256)
-
-    if sha256 is not None:
-        return get_file()
-    was_cached = os.path.exists(target)
-    path = get_file()
-    actual = sha256_of(path)
-    if not actual.startswith(prefix) and was_cached:
-        # A stale or corrupted cached copy: fetch it again, once.
-        _remove(path)
-        path = get_file()
-        actual = sha256_of(path)
-    if not actual.startswith(prefix):
-        _raise_hash_mismatch(url, f"a hash starting with {prefix}", path, entry_file)
-    return path
+    # A full hash is a 64-digit prefix of itself.
+    expected = (sha256 or prefix).lower()
+    timeout = _download_timeout()
+    target = os.path.join(
+        _cache_dir(cache_subdir, cache_dir), _cache_fname(url, expected)
+    )
+    if os.path.exists(target) and sha256_of(target).startswith(expected):
+        return target
+    _fetch(url, target, timeout, entry_file)
+    if not sha256_of(target).startswith(expected):
+        described = expected if sha256 else f"a hash starting with {expected}"
+        _raise_hash_mismatch(url, described, target, entry_file)
+    return target
 
 
 def shipped_file(entry_file):
@@ -389,35 +399,94 @@ def shipped_file(entry_file):
     return path
 
 
-def _get_file(entry_file, fname, datadir, cache_dir, target, sha256):
-    url = entry_file["url"]
+def _download_timeout():
+    """The seconds of `LAMBDA_KERAS_DOWNLOAD_TIMEOUT`, or the default."""
+    value = os.environ.get(DOWNLOAD_TIMEOUT_VARIABLE, "")
+    if not value.strip():
+        return DEFAULT_DOWNLOAD_TIMEOUT_S
     try:
-        return keras.utils.get_file(
-            fname,
-            origin=url,
-            file_hash=sha256,
-            hash_algorithm="sha256",
-            cache_subdir=datadir,
-            cache_dir=cache_dir,
-        )
+        timeout = float(value)
     except ValueError:
-        # get_file raises a ValueError, leaving the file in place, when the
-        # downloaded file does not match `file_hash`.
-        if sha256 is not None and os.path.exists(target):
-            _raise_hash_mismatch(url, sha256, target, entry_file)
-        raise
-    except Exception as e:
-        # get_file wraps urllib errors in a bare Exception and removes the
-        # partial file; remove anything left over all the same.
-        _remove(target)
-        reason = _failure_reason(e)
-        expected = f" (sha256 {sha256})" if sha256 else ""
-        raise WeightsDownloadError(
-            f"Could not download pretrained weights from {url}: {reason}. "
-            "Check the network connection and the URL, or download the "
-            f"file{expected} by other means and pass its local path instead: "
-            f"weights='/path/to/{_url_basename(url)}'."
-        ) from e
+        timeout = math.nan
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise ValueError(
+            f"{DOWNLOAD_TIMEOUT_VARIABLE} must be a positive number of seconds. "
+            f"Received: {DOWNLOAD_TIMEOUT_VARIABLE}={value}"
+        )
+    return timeout
+
+
+def _fetch(url, target, timeout, entry_file):
+    """Downloads `url` to `target`, through a temporary file in its folder,
+    retrying the failures that another attempt may not meet."""
+    for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+        handle, partial = tempfile.mkstemp(
+            prefix=os.path.basename(target) + ".",
+            suffix=".partial",
+            dir=os.path.dirname(target),
+        )
+        try:
+            with os.fdopen(handle, "wb") as file:
+                _fetch_into(url, file, timeout)
+            os.replace(partial, target)
+            return
+        except (OSError, http.client.HTTPException) as error:
+            _remove(partial)
+            if attempt == DOWNLOAD_ATTEMPTS or not _worth_retrying(error):
+                raise WeightsDownloadError(
+                    _download_failure(url, error, attempt, timeout, entry_file)
+                ) from error
+        except BaseException:
+            _remove(partial)  # Interrupted (Ctrl-C): leave nothing behind.
+            raise
+        time.sleep(RETRY_DELAYS_S[attempt - 1])
+
+
+def _fetch_into(url, file, timeout):
+    """One attempt: writes the body at `url` into `file`, with a progress bar."""
+    print(f"Downloading data from {url}")
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        length = response.headers.get("Content-Length", "")
+        expected = int(length) if length.isdigit() else None
+        progress = keras.utils.Progbar(expected)
+        received = 0
+        while chunk := response.read(_DOWNLOAD_CHUNK_BYTES):
+            file.write(chunk)
+            received += len(chunk)
+            progress.update(received)
+    if expected is not None and received < expected:
+        # http.client returns a body cut short without an error.
+        raise urllib.error.ContentTooShortError(
+            f"got only {received} of {expected} bytes", None
+        )
+
+
+def _worth_retrying(error):
+    """Whether another attempt may succeed: the network failed, or the
+    server failed for now; not a refusal (HTTP 404) nor a full disk."""
+    if isinstance(error, urllib.error.HTTPError):
+        return error.code in (408, 429) or error.code >= 500
+    if isinstance(error, urllib.error.ContentTooShortError):
+        return True
+    if isinstance(error, urllib.error.URLError):
+        return isinstance(error.reason, OSError)  # not "unknown url type"
+    return isinstance(error, (TimeoutError, ConnectionError, http.client.HTTPException))
+
+
+def _download_failure(url, error, attempts, timeout, entry_file):
+    """The message of a failed download: the URL, the cause, what to do."""
+    sha256 = entry_file.get("sha256")
+    expected = f" (sha256 {sha256})" if sha256 else ""
+    tries = f", {attempts} attempts" if attempts > 1 else ""
+    return (
+        f"Could not download pretrained weights from {url}: "
+        f"{_failure_reason(error, timeout)}{tries}. Check the network connection "
+        f"and the URL; or, offline, download the file{expected} by other means "
+        "and pass its local path instead: "
+        f"weights='/path/to/{_url_basename(url)}' (or register it in a "
+        f"registry of your own: {REGISTRY_VARIABLE} or "
+        "lambda_keras.weights.add_registry)."
+    )
 
 
 def _raise_hash_mismatch(url, expected, path, entry_file):
@@ -438,15 +507,18 @@ def _raise_hash_mismatch(url, expected, path, entry_file):
     )
 
 
-def _failure_reason(error):
-    cause = error.__cause__ or error.__context__
-    if isinstance(cause, urllib.error.HTTPError):
-        return f"HTTP error {cause.code} ({cause.reason})"
-    if isinstance(cause, urllib.error.ContentTooShortError):
-        return f"incomplete download ({cause.reason})"
-    if isinstance(cause, urllib.error.URLError):
-        return str(cause.reason)
-    return str(error) or type(error).__name__
+def _failure_reason(error, timeout):
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP error {error.code} ({error.reason})"
+    if isinstance(error, urllib.error.ContentTooShortError):
+        return f"incomplete download ({error.reason})"
+    cause = error.reason if isinstance(error, urllib.error.URLError) else error
+    if isinstance(cause, TimeoutError):
+        return (
+            f"no answer within {timeout:g} s (set {DOWNLOAD_TIMEOUT_VARIABLE} "
+            "to wait longer)"
+        )
+    return str(cause) or type(cause).__name__
 
 
 def _remove(path):
@@ -461,17 +533,20 @@ def _url_basename(url):
 
 
 def _cache_fname(url, file_hash):
-    """`<stem>-<8 hash digits><suffix>`: files named alike do not clash."""
-    stem, suffix = os.path.splitext(_url_basename(url))
+    """`<stem>-<8 hash digits><suffix>`: files named alike do not clash.
+
+    `.weights.h5` is kept whole: Keras reads a file by that suffix.
+    """
+    name = _url_basename(url)
+    if name.endswith(".weights.h5"):
+        stem, suffix = name.removesuffix(".weights.h5"), ".weights.h5"
+    else:
+        stem, suffix = os.path.splitext(name)
     return f"{stem}-{file_hash[:MIN_PREFIX_LENGTH]}{suffix}"
 
 
 def _cache_dir(cache_subdir, cache_dir):
-    """The directory get_file stores into, resolved the way get_file does.
-
-    It is passed back to get_file as an absolute `cache_subdir`, so that the
-    path of the cached file is known here even when a download fails.
-    """
+    """The Keras cache directory, resolved as `keras.utils.get_file` does."""
     if cache_dir is None:
         cache_dir = os.environ.get("KERAS_HOME") or os.path.join(
             os.path.expanduser("~"), ".keras"
@@ -480,7 +555,7 @@ def _cache_dir(cache_subdir, cache_dir):
     try:
         os.makedirs(base, exist_ok=True)
     except OSError:
-        pass  # Not writable: fall back to /tmp/.keras below, as get_file does.
+        pass  # Not writable: fall back to /tmp/.keras below, as Keras does.
     if not os.access(base, os.W_OK):
         base = os.path.join(
             "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir(), ".keras"
@@ -617,11 +692,12 @@ def _is_file_path(weights):
 
 
 def load_weights_file(model, path):
-    """Loads a weights file into `model`, by its extension.
+    """Loads a weights file into `model`, by its extension, all or nothing.
 
     A timm checkpoint (`.pth`, `.pt`, `.bin`, `.safetensors`) is read
     without torch and converted (`lambda_keras.convert.timm`); anything
-    else goes to `model.load_weights` (Keras `.weights.h5`).
+    else goes to `model.load_weights` (Keras `.weights.h5`). If loading
+    fails, the model's weights are left as they were.
 
     Args:
         model: the model.
@@ -630,22 +706,56 @@ def load_weights_file(model, path):
     Returns:
         The loading report of `load_timm_state_dict` for a timm
         checkpoint, else None.
+
+    Raises:
+        ValueError: naming the file, if it is truncated, corrupt, not a
+            weights file, or holds the weights of another architecture.
     """
-    if os.fspath(path).lower().endswith(TIMM_CHECKPOINT_EXTENSIONS):
-        return load_timm_state_dict(model, read_checkpoint(path))
-    model.load_weights(path)
+    path = os.fspath(path)
+    if path.lower().endswith(TIMM_CHECKPOINT_EXTENSIONS):
+        return _load_timm_checkpoint(model, path)
+    _load_keras_weights(model, path)
     return None
+
+
+def _load_timm_checkpoint(model, path):
+    state_dict = read_checkpoint(path)  # Its errors name the file.
+    try:
+        # Checks every weight before assigning any.
+        return load_timm_state_dict(model, state_dict)
+    except ValueError as error:
+        raise ValueError(
+            f"Cannot load the checkpoint {path} into the model '{model.name}': "
+            f"{error} Received: path={path!r}"
+        ) from error
+
+
+def _load_keras_weights(model, path):
+    # Keras loads layer by layer, and reports the layers it could not load
+    # only at the end: restore the others' weights on any failure.
+    before = model.get_weights()
+    try:
+        model.load_weights(path)
+    except Exception as error:
+        model.set_weights(before)
+        if not isinstance(error, (OSError, ValueError, KeyError)):
+            raise
+        # h5py's OSError for a truncated or non-HDF5 file names no file.
+        raise ValueError(
+            f"Cannot load the weights file {path} into the model "
+            f"'{model.name}' (its weights are left unchanged): "
+            f"{' '.join(str(error).split())} Received: path={path!r}"
+        ) from error
 
 
 def load_pretrained(model, entry, cache_dir=None):
     """Downloads an entry's checkpoint (once) and loads it into `model`.
 
     A file shipped in `checkpoints/` (a `path` record) is read in place
-    after its hash is checked; nothing is downloaded.
-    The checkpoint is fetched into the Keras cache with its hash checked,
-    read without torch, and its arrays cached beside it as `.npz`, so later
-    loads neither download nor parse the PyTorch file again. A classifier
-    of another size is left as it is (fine-tuning).
+    after its hash is checked; nothing is downloaded. A downloaded file is
+    kept in the Keras cache, hash-checked at every load, and read from
+    there without torch. A classifier of another size is left as it is
+    (fine-tuning).
 
     Args:
         model: a model built by the entry's architecture.
@@ -655,25 +765,20 @@ def load_pretrained(model, entry, cache_dir=None):
     Returns:
         The loading report of `load_timm_state_dict` (`loaded`, `unused`),
         or None for a Keras `.weights.h5` file.
+
+    Raises:
+        ValueError: see `download` and `load_weights_file`.
+        WeightsDownloadError: see `download`.
     """
     file_record = entry["files"][0]
     if "path" in file_record:
         path = shipped_file(file_record)
     else:
         path = download(file_record, cache_dir=cache_dir)
+        # Earlier versions cached the arrays beside the checkpoint, unchecked;
+        # reading the checked checkpoint is as fast.
+        _remove(path + ".npz")
     if file_record["format"] == "keras_weights_h5":
-        model.load_weights(path)
+        _load_keras_weights(model, path)
         return None
-    return load_timm_state_dict(model, _cached_arrays(path))
-
-
-def _cached_arrays(path):
-    cached = path + ".npz"
-    if os.path.exists(cached):
-        with np.load(cached, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    arrays = read_checkpoint(path)
-    partial = cached + ".partial.npz"
-    np.savez(partial, **arrays)
-    os.replace(partial, cached)
-    return arrays
+    return _load_timm_checkpoint(model, path)

@@ -34,10 +34,12 @@ def _seed():
 
 
 class _Server:
-    """Serves `routes` {path: (body, declared length or None)} and counts hits."""
+    """Serves `routes` {path: (body, declared length or None)} and counts hits;
+    answers the first `failures[path]` requests of a path with HTTP 503."""
 
     def __init__(self):
         self.routes = {}
+        self.failures = {}
         self.requests = []
         server = self
 
@@ -46,6 +48,10 @@ class _Server:
                 server.requests.append(self.path)
                 if self.path not in server.routes:
                     self.send_error(404, "Not Found")
+                    return
+                if server.failures.get(self.path):
+                    server.failures[self.path] -= 1
+                    self.send_error(503, "Service Unavailable")
                     return
                 body, length = server.routes[self.path]
                 self.send_response(200)
@@ -68,8 +74,9 @@ class _Server:
     def url(self, path):
         return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
 
-    def serve(self, path, body, length=None):
+    def serve(self, path, body, length=None, failures=0):
         self.routes[path] = (body, length)
+        self.failures[path] = failures
         return self.url(path)
 
     def close(self):

@@ -18,6 +18,12 @@ PAYLOAD_SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
 OTHER_SHA256 = hashlib.sha256(b"something else").hexdigest()
 
 
+@pytest.fixture(autouse=True)
+def _no_retry_delay(monkeypatch):
+    # Failed downloads are retried; the tests need not wait in between.
+    monkeypatch.setattr(weights, "RETRY_DELAYS_S", (0, 0))
+
+
 def _cache_files(cache_dir):
     return sorted(
         os.path.relpath(os.path.join(root, name), cache_dir)

@@ -14,7 +14,27 @@ Two formats are read, each into a flat `dict` of name -> `numpy.ndarray`:
 
 Every returned array owns its memory. bfloat16 tensors come back as float32
 (exactly: bfloat16 is the top half of a float32). Bad files raise a
-`ValueError` naming the file and the problem.
+`ValueError` naming the file, the tensor when there is one, and the problem.
+
+What a file declares is checked against what it holds before anything of
+that size is allocated, so that a small hostile file cannot claim gigabytes:
+
+- safetensors: the tensors' byte ranges must lie in the file and must not
+  overlap, so the arrays read total at most the file's size (twice that for
+  bfloat16, returned as float32).
+- torch.save: a tensor may not have more elements than its storage holds
+  (no stride-0 or overlapping views), and the zip members read (the pickle
+  and the storage records, at their declared uncompressed sizes) plus the
+  arrays returned may total at most `ALLOCATION_LIMIT_FACTOR` (4) times the
+  file's size. torch.save stores its members uncompressed, so a checkpoint
+  needs about twice its size (three times in bfloat16); a deflate bomb
+  declares far more and is refused before a byte is inflated. Members are
+  inflated in chunks of at most `READ_CHUNK_BYTES`, never more than their
+  declared size. Only the tensors of the selected state dict are read (not,
+  say, a training checkpoint's optimizer state).
+
+The Python objects parsed from the JSON header or the pickle are in
+proportion to their size in the file.
 """
 
 import collections
@@ -32,6 +52,16 @@ from numpy.lib.stride_tricks import as_strided
 
 SAFETENSORS_EXTENSIONS = (".safetensors",)
 TORCH_EXTENSIONS = (".pth", ".pt", ".bin")
+
+# What reading a torch.save file may allocate, in multiples of its size (see
+# the module docstring).
+ALLOCATION_LIMIT_FACTOR = 4
+# Zip members are inflated this many bytes at a time, at most.
+READ_CHUNK_BYTES = 1 << 20
+# numpy < 2 allows 32 dimensions (numpy 2: 64); weights have at most 5.
+_MAX_NDIM = 32
+# numpy's limit on an array's size in bytes (zero-length dimensions aside).
+_MAX_ARRAY_BYTES = 2**63 - 1
 
 # safetensors dtype name -> little-endian numpy dtype of the stored bytes.
 # BF16 is read as raw uint16 and BOOL as uint8, then converted.
@@ -110,9 +140,10 @@ def read_safetensors(path):
 
     The header is validated before any tensor is read: every tensor needs a
     supported dtype (F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL), a
-    shape of non-negative integers and `data_offsets` inside the byte buffer
-    spanning exactly `itemsize * prod(shape)` bytes. The optional
-    `__metadata__` entry is ignored.
+    shape of at most 32 non-negative integers that numpy can hold, and
+    `data_offsets` inside the byte buffer spanning exactly
+    `itemsize * prod(shape)` bytes, not overlapping another tensor's. The
+    optional `__metadata__` entry is ignored.
 
     Args:
         path: str or path-like, the `.safetensors` file.
@@ -124,8 +155,9 @@ def read_safetensors(path):
 
     Raises:
         ValueError: the file is too short, its header length runs past the
-            end of the file, the header is not valid JSON or does not
-            describe the tensors correctly, or a dtype is not supported.
+            end of the file, the header is not valid JSON (or nests too
+            deeply) or does not describe the tensors correctly, or a dtype
+            is not supported.
     """
     path = os.fspath(path)
     with open(path, "rb") as file:
@@ -147,6 +179,7 @@ def read_safetensors(path):
             for name, entry in header.items()
             if name != "__metadata__"
         ]
+        _check_disjoint(path, entries)
         tensors = {}
         for name, dtype_name, shape, begin, end in entries:
             array = np.empty(shape, _SAFETENSORS_DTYPES[dtype_name])
@@ -160,16 +193,23 @@ def read_safetensors(path):
 
 
 def _parse_safetensors_header(path, raw):
-    def no_duplicates(pairs):
+    duplicates = []
+
+    def find_duplicates(pairs):
         keys = [key for key, _ in pairs]
         if len(set(keys)) != len(keys):
-            _fail(path, f"header has duplicate keys {sorted(keys)!r}")
+            duplicates.append(keys)
         return dict(pairs)
 
     try:
-        header = json.loads(raw.decode("utf-8"), object_pairs_hook=no_duplicates)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=find_duplicates)
+    except RecursionError:
+        raise _error(path, "header nests too deeply for a safetensors header") from None
+    except ValueError as error:
+        # Invalid JSON or UTF-8, or an integer of too many digits.
         raise _error(path, f"header is not valid JSON ({error})") from None
+    if duplicates:
+        _fail(path, f"header has duplicate keys {_short(sorted(duplicates[0]))}")
     if not isinstance(header, dict):
         _fail(path, f"header is a JSON {type(header).__name__}, not an object")
     return header
@@ -178,39 +218,57 @@ def _parse_safetensors_header(path, raw):
 def _check_safetensors_entry(path, name, entry, buffer_size):
     """Returns (dtype name, shape, begin, end) of a valid header entry."""
     if not isinstance(entry, dict):
-        _fail(path, f"tensor {name!r}: header entry is not an object: {entry!r}")
+        _fail(path, f"tensor {name!r}: header entry is not an object: {_short(entry)}")
     dtype_name = entry.get("dtype")
     if dtype_name not in _SAFETENSORS_DTYPES:
         _fail(
             path,
-            f"tensor {name!r}: unsupported dtype {dtype_name!r}; supported: "
+            f"tensor {name!r}: unsupported dtype {_short(dtype_name)}; supported: "
             f"{', '.join(_SAFETENSORS_DTYPES)}",
         )
+    itemsize = _SAFETENSORS_DTYPES[dtype_name].itemsize
     shape = entry.get("shape")
     if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
-        _fail(path, f"tensor {name!r}: invalid shape {shape!r}")
+        _fail(path, f"tensor {name!r}: invalid shape {_short(shape)}")
+    problem = _shape_problem(shape, itemsize)
+    if problem:
+        _fail(path, f"tensor {name!r}: invalid shape {_short(shape)}: {problem}")
     offsets = entry.get("data_offsets")
     if (
         not isinstance(offsets, list)
         or len(offsets) != 2
         or not all(_is_int(offset) for offset in offsets)
     ):
-        _fail(path, f"tensor {name!r}: invalid data_offsets {offsets!r}")
+        _fail(path, f"tensor {name!r}: invalid data_offsets {_short(offsets)}")
     begin, end = offsets
     if not 0 <= begin <= end <= buffer_size:
         _fail(
             path,
-            f"tensor {name!r}: data_offsets {offsets} out of range of the "
+            f"tensor {name!r}: data_offsets {_short(offsets)} out of range of the "
             f"{buffer_size}-byte data buffer (truncated file?)",
         )
-    nbytes = _SAFETENSORS_DTYPES[dtype_name].itemsize * math.prod(shape)
+    nbytes = itemsize * math.prod(shape)
     if end - begin != nbytes:
         _fail(
             path,
-            f"tensor {name!r}: data_offsets {offsets} span {end - begin} bytes "
+            f"tensor {name!r}: data_offsets {_short(offsets)} span {end - begin} bytes "
             f"but dtype {dtype_name} and shape {shape} need {nbytes}",
         )
     return dtype_name, tuple(shape), begin, end
+
+
+def _check_disjoint(path, entries):
+    """Refuses tensors sharing bytes: each byte of the buffer is read once."""
+    previous = None
+    for name, _, _, begin, end in sorted(entries, key=lambda entry: entry[3:]):
+        # Without an overlap so far, the ends grow with the begins.
+        if previous is not None and begin < previous[2]:
+            _fail(
+                path,
+                f"tensors {previous[0]!r} and {name!r} overlap: data_offsets "
+                f"[{previous[1]}, {previous[2]}] and [{begin}, {end}]",
+            )
+        previous = (name, begin, end)
 
 
 # --------------------------------------------------------------------------
@@ -232,8 +290,13 @@ def read_torch_checkpoint(path):
     The checkpoint may be a state dict, or a training checkpoint (as timm
     writes) holding it under "state_dict", "model" or "state_dict_ema",
     looked up in that order; the other entries of such a checkpoint (epoch,
-    optimizer state, ...) are ignored. A leading "module." (from
-    `DataParallel`) is dropped from the names.
+    optimizer state, ...) are ignored and their tensors not read. A leading
+    "module." (from `DataParallel`) is dropped from the names.
+
+    Every tensor's layout is checked before any is read: it must lie inside
+    its storage and have no more elements than the storage holds. What is
+    read and returned may total at most `ALLOCATION_LIMIT_FACTOR` times the
+    file's size (see the module docstring).
 
     Args:
         path: str or path-like, the checkpoint file.
@@ -246,7 +309,9 @@ def read_torch_checkpoint(path):
         UnsafeCheckpointError: (a `ValueError`) the pickle asks for a global
             outside the allowlist; the file may be malicious.
         ValueError: the file is not a zip-format torch checkpoint, is
-            corrupt, or its state dict holds a value that is not a tensor.
+            corrupt, declares more data than it holds, has a tensor of an
+            unsupported dtype or layout, or its state dict holds a value
+            that is not a tensor.
     """
     path = os.fspath(path)
     if not zipfile.is_zipfile(path):
@@ -261,14 +326,80 @@ def read_torch_checkpoint(path):
         _fail(path, "not a zip-format torch.save file")
     try:
         with zipfile.ZipFile(path) as archive:
-            checkpoint = _unpickle_archive(path, archive)
+            members = _ZipMembers(path, archive)
+            checkpoint = _unpickle_archive(members)
+            return _read_tensors(members, _select_state_dict(path, checkpoint))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError) as error:
         raise _error(path, f"corrupt zip archive ({error})") from None
-    return _select_state_dict(path, checkpoint)
 
 
-def _unpickle_archive(path, archive):
-    names = archive.namelist()
+class _ZipMembers:
+    """Reads the members of a checkpoint's zip archive, and counts what the
+    reader allocates against the file's limit."""
+
+    def __init__(self, path, archive):
+        self.path = path
+        self.archive = archive
+        self.file_size = os.path.getsize(path)
+        self.limit = ALLOCATION_LIMIT_FACTOR * self.file_size
+        self.allocated = 0
+
+    def names(self):
+        return self.archive.namelist()
+
+    def declared_size(self, name):
+        """The member's uncompressed size, as the zip declares it."""
+        return self.archive.getinfo(name).file_size
+
+    def reserve(self, nbytes, what):
+        """Counts `nbytes` about to be allocated for `what` against the limit."""
+        if self.allocated + nbytes > self.limit:
+            _fail(
+                self.path,
+                f"{what} needs {nbytes} bytes, more than the "
+                f"{self.limit - self.allocated} bytes left of what a "
+                f"{self.file_size}-byte checkpoint may allocate "
+                f"({ALLOCATION_LIMIT_FACTOR} times its size): the file declares "
+                "more data than it holds (forged sizes or a zip bomb)",
+            )
+        self.allocated += nbytes
+
+    def read(self, name):
+        """The member's bytes, inflated chunk by chunk up to its declared size
+        (reserve it first)."""
+        info = self.archive.getinfo(name)
+        # A stored member (as torch.save writes them) is read at once: it is
+        # no larger than its bytes in the file.
+        stored = info.compress_type == zipfile.ZIP_STORED
+        chunk_size = info.file_size if stored else READ_CHUNK_BYTES
+        chunks, filled = [], 0
+        try:
+            with self.archive.open(info) as member:
+                while filled < info.file_size:
+                    chunk = member.read(min(chunk_size, info.file_size - filled))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    filled += len(chunk)
+        except Exception as error:
+            # zipfile's errors for a corrupt member are many: BadZipFile (a
+            # bad CRC), zlib.error, EOFError, NotImplementedError (unknown
+            # compression), RuntimeError (encrypted), ...
+            raise _error(
+                self.path,
+                f"corrupt zip member {name!r} ({type(error).__name__}: {error})",
+            ) from None
+        if filled < info.file_size:
+            _fail(
+                self.path,
+                f"zip member {name!r} holds {filled} bytes, fewer than the "
+                f"{info.file_size} it declares (truncated file?)",
+            )
+        return b"".join(chunks)  # One chunk is returned as it is, not copied.
+
+
+def _unpickle_archive(members):
+    path, names = members.path, members.names()
     pickles = [name for name in names if re.fullmatch(r"[^/]+/data\.pkl", name)]
     if any(re.fullmatch(r"[^/]+/constants\.pkl", name) for name in names):
         _fail(
@@ -285,10 +416,14 @@ def _unpickle_archive(path, archive):
     prefix = pickles[0][: -len("data.pkl")]
     byteorder = "little"
     if prefix + "byteorder" in names:
-        byteorder = archive.read(prefix + "byteorder").decode("ascii", "replace")
+        record = prefix + "byteorder"
+        members.reserve(members.declared_size(record), f"zip member {record!r}")
+        byteorder = members.read(record).decode("ascii", "replace")
         if byteorder not in ("little", "big"):
-            _fail(path, f"unknown byteorder {byteorder!r}")
-    unpickler = _RestrictedUnpickler(path, archive, prefix, byteorder)
+            _fail(path, f"unknown byteorder {_short(byteorder)}")
+    members.reserve(members.declared_size(pickles[0]), f"the pickle {pickles[0]!r}")
+    pickled = io.BytesIO(members.read(pickles[0]))
+    unpickler = _RestrictedUnpickler(pickled, members, prefix, byteorder)
     try:
         return unpickler.load()
     except UnsafeCheckpointError:
@@ -308,17 +443,25 @@ def _unpickle_archive(path, archive):
 class _RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that only resolves the allowlisted torch globals."""
 
-    def __init__(self, path, archive, prefix, byteorder):
-        super().__init__(io.BytesIO(archive.read(prefix + "data.pkl")))
-        self._path = path
-        self._archive = archive
+    def __init__(self, file, members, prefix, byteorder):
+        super().__init__(file)
+        self._members = members
+        self._path = members.path
         self._prefix = prefix
         self._byte_prefix = ">" if byteorder == "big" else "<"
-        self._records = {}
 
     def find_class(self, module, name):
         if module == "torch" and name in _TORCH_STORAGES:
             return _StorageType(name)
+        if (module == "torch" and name.endswith("Storage")) or (
+            (module, name) in _UNSUPPORTED_DTYPE_GLOBALS
+        ):
+            supported = ", ".join(f"torch.{storage}" for storage in _TORCH_STORAGES)
+            raise _MalformedPickleError(
+                "it holds a tensor of a dtype this reader does not support (its "
+                f"pickle asks for `{module}.{name}`); supported storages: "
+                f"{supported}"
+            )
         allowed = _ALLOWED_GLOBALS.get((module, name))
         if allowed is None:
             # Protocol 0-2 pickles spell some modules as Python 2 did.
@@ -345,21 +488,22 @@ class _RestrictedUnpickler(pickle.Unpickler):
         ):
             raise _MalformedPickleError(f"unsupported persistent id {_short(pid)}")
         _, storage_type, key, _, numel = pid
-        if key not in self._records:
-            record = f"{self._prefix}data/{key}"
-            try:
-                self._records[key] = self._archive.read(record)
-            except KeyError:
-                problem = f"missing storage record {record!r}"
-                raise _MalformedPickleError(problem) from None
-        data = self._records[key]
-        dtype = np.dtype(self._byte_prefix + storage_type.code)
-        if len(data) < numel * dtype.itemsize:
+        record = f"{self._prefix}data/{key}"
+        try:
+            stored = self._members.declared_size(record)
+        except KeyError:
             raise _MalformedPickleError(
-                f"storage record {key!r} holds {len(data)} bytes, fewer than "
+                f"missing storage record {_short(record)}"
+            ) from None
+        dtype = np.dtype(self._byte_prefix + storage_type.code)
+        if stored < numel * dtype.itemsize:
+            raise _MalformedPickleError(
+                f"storage record {key!r} holds {stored} bytes, fewer than "
                 f"{numel} elements of {storage_type!r}"
             )
-        return _Storage(np.frombuffer(data, dtype, count=numel), storage_type.kind)
+        # Read later, once the tensors of the state dict are known and
+        # checked: `_read_tensors`.
+        return _Storage(record, dtype, numel, storage_type.kind)
 
 
 class _MalformedPickleError(Exception):
@@ -394,16 +538,33 @@ class _StorageType(_Frozen):
 
 
 class _Storage(_Frozen):
-    """Stand-in for a loaded storage: a flat read-only numpy array."""
+    """Stand-in for a storage: its zip record, element type and count."""
 
-    __slots__ = ("array", "kind")
+    __slots__ = ("record", "dtype", "numel", "kind")
 
-    def __init__(self, array, kind):
-        object.__setattr__(self, "array", array)
+    def __init__(self, record, dtype, numel, kind):
+        object.__setattr__(self, "record", record)
+        object.__setattr__(self, "dtype", dtype)
+        object.__setattr__(self, "numel", numel)
         object.__setattr__(self, "kind", kind)
 
     def __repr__(self):
-        return f"<storage of {self.array.size} {self.array.dtype}>"
+        return f"<storage {self.record!r} of {self.numel} {self.dtype}>"
+
+
+class _Tensor(_Frozen):
+    """Stand-in for a tensor: a layout in a storage, read by `_read_tensors`."""
+
+    __slots__ = ("storage", "offset", "size", "stride")
+
+    def __init__(self, storage, offset, size, stride):
+        object.__setattr__(self, "storage", storage)
+        object.__setattr__(self, "offset", offset)
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "stride", stride)
+
+    def __repr__(self):
+        return f"<tensor of size {_short(self.size)} in {self.storage!r}>"
 
 
 def _rebuild_tensor(storage, storage_offset, size, stride):
@@ -412,37 +573,7 @@ def _rebuild_tensor(storage, storage_offset, size, stride):
         raise _MalformedPickleError(
             f"tensor rebuilt from a {type(storage).__name__}, not a storage"
         )
-    size, stride = tuple(size), tuple(stride)
-    if (
-        not _is_int(storage_offset)
-        or storage_offset < 0
-        or len(size) != len(stride)
-        or not all(_is_int(n) and n >= 0 for n in size + stride)
-    ):
-        raise _MalformedPickleError(
-            f"invalid tensor layout (storage_offset={_short(storage_offset)}, "
-            f"size={_short(size)}, stride={_short(stride)})"
-        )
-    array = storage.array
-    if math.prod(size) == 0:
-        result = np.zeros(size, array.dtype)
-    else:
-        last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride))
-        if last >= array.size:
-            raise _MalformedPickleError(
-                f"tensor of size {_short(size)} and stride {_short(stride)} at offset "
-                f"{storage_offset} runs past the end of its {array.size}-element "
-                "storage"
-            )
-        itemsize = array.dtype.itemsize
-        view = as_strided(
-            array[storage_offset:],
-            shape=size,
-            strides=tuple(s * itemsize for s in stride),
-            writeable=False,
-        )
-        result = np.array(view, order="C")
-    return _to_native(result, storage.kind)
+    return _Tensor(storage, storage_offset, tuple(size), tuple(stride))
 
 
 def _rebuild_tensor_v2(
@@ -454,10 +585,17 @@ def _rebuild_tensor_v2(
 
 def _rebuild_parameter(data, requires_grad, backward_hooks):
     """numpy stand-in for `torch._utils._rebuild_parameter`."""
-    if not isinstance(data, np.ndarray):
+    if not isinstance(data, _Tensor):
         raise _MalformedPickleError(f"parameter rebuilt from {type(data).__name__}")
     return data
 
+
+# How torch pickles the tensors of the dtypes it has no typed storage for
+# (float8, uint16, ...).
+_UNSUPPORTED_DTYPE_GLOBALS = {
+    ("torch._utils", "_rebuild_tensor_v3"),
+    ("torch.storage", "UntypedStorage"),
+}
 
 _PYTHON2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
 
@@ -470,11 +608,14 @@ _ALLOWED_GLOBALS = {
 
 
 def _select_state_dict(path, checkpoint):
+    """The checkpoint's state dict: name -> `_Tensor`, names checked."""
     if not isinstance(checkpoint, dict):
+        held = (
+            "tensor" if isinstance(checkpoint, _Tensor) else type(checkpoint).__name__
+        )
         _fail(
             path,
-            f"holds a {type(checkpoint).__name__}, not a state dict (a dict of "
-            "name -> tensor)",
+            f"holds a {held}, not a state dict (a dict of name -> tensor)",
         )
     state_dict, where = checkpoint, "checkpoint"
     for key in _STATE_DICT_KEYS:
@@ -485,7 +626,7 @@ def _select_state_dict(path, checkpoint):
     for name, value in state_dict.items():
         if not isinstance(name, str):
             _fail(path, f"{where} has a non-string key {_short(name)}")
-        if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
+        if not isinstance(value, _Tensor):
             _fail(
                 path,
                 f"{where}[{name!r}] is a {type(value).__name__}, not a tensor",
@@ -497,13 +638,122 @@ def _select_state_dict(path, checkpoint):
     return tensors
 
 
+def _read_tensors(members, tensors):
+    """Checks every tensor, counts them against the limit, then reads them.
+
+    Args:
+        members: the archive's `_ZipMembers`.
+        tensors: dict of name -> `_Tensor`.
+
+    Returns:
+        dict of name -> `numpy.ndarray`.
+    """
+    elements = {
+        name: _check_layout(members.path, name, tensor)
+        for name, tensor in tensors.items()
+    }
+    uses = collections.Counter()
+    for name, tensor in tensors.items():
+        record = tensor.storage.record
+        if elements[name]:
+            if record not in uses:
+                members.reserve(
+                    members.declared_size(record),
+                    f"tensor {name!r}: its storage record {record!r}",
+                )
+            uses[record] += 1
+        members.reserve(
+            elements[name] * _native_itemsize(tensor.storage), f"tensor {name!r}"
+        )
+    records, arrays = {}, {}
+    for name, tensor in tensors.items():
+        storage = tensor.storage
+        if not elements[name]:
+            arrays[name] = _to_native(
+                np.zeros(tensor.size, storage.dtype), storage.kind
+            )
+            continue
+        if storage.record not in records:
+            records[storage.record] = members.read(storage.record)
+        stored = np.frombuffer(records[storage.record], storage.dtype, storage.numel)
+        # A dimension of one is never stepped along: its stride (which may
+        # be any size) is not used.
+        strides = tuple(
+            step * storage.dtype.itemsize if length > 1 else 0
+            for length, step in zip(tensor.size, tensor.stride)
+        )
+        view = as_strided(
+            stored[tensor.offset :],
+            shape=tensor.size,
+            strides=strides,
+            writeable=False,
+        )
+        array = _to_native(view, storage.kind)
+        arrays[name] = view.copy() if array is view else array
+        uses[storage.record] -= 1
+        if not uses[storage.record]:
+            del records[storage.record]  # No other tensor reads it: free it.
+    return arrays
+
+
+def _check_layout(path, name, tensor):
+    """Returns the number of elements of a tensor inside its storage."""
+    storage, offset = tensor.storage, tensor.offset
+    size, stride = tensor.size, tensor.stride
+    if (
+        not _is_int(offset)
+        or offset < 0
+        or len(size) != len(stride)
+        or not all(_is_int(n) and n >= 0 for n in size + stride)
+    ):
+        _fail(
+            path,
+            f"tensor {name!r}: invalid tensor layout (storage_offset="
+            f"{_short(offset)}, size={_short(size)}, stride={_short(stride)})",
+        )
+    problem = _shape_problem(size, storage.dtype.itemsize)
+    if problem:
+        _fail(
+            path,
+            f"tensor {name!r}: invalid tensor layout: size {_short(size)}: {problem}",
+        )
+    elements = math.prod(size)
+    if not elements:
+        return 0
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+    if last >= storage.numel:
+        _fail(
+            path,
+            f"tensor {name!r} of size {_short(size)} and stride {_short(stride)} "
+            f"at offset {_short(offset)} runs past the end of its "
+            f"{storage.numel}-element storage",
+        )
+    if elements > storage.numel:
+        _fail(
+            path,
+            f"tensor {name!r} of size {_short(size)} and stride {_short(stride)} "
+            f"has {elements} elements, more than its {storage.numel}-element "
+            "storage holds: an expanded (stride-0) or overlapping view, which a "
+            "state dict does not hold (save tensor.contiguous() instead)",
+        )
+    return elements
+
+
+def _native_itemsize(storage):
+    """Bytes of one element as returned: bfloat16 becomes float32."""
+    return 4 if storage.kind == "bf16" else storage.dtype.itemsize
+
+
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
 
 
 def _to_native(array, kind):
-    """Converts stored elements to native numpy: bf16 -> float32, bool."""
+    """Stored elements as numpy: bf16 -> float32, bool, native byte order.
+
+    A new array; `array` itself when it needs no conversion.
+    """
     if kind in ("BF16", "bf16"):
         # bfloat16 is the high half of a float32: shift its bits up.
         result = np.empty(array.shape, np.float32)
@@ -515,6 +765,17 @@ def _to_native(array, kind):
     if not array.dtype.isnative:
         return array.astype(array.dtype.newbyteorder("="))
     return array
+
+
+def _shape_problem(shape, itemsize):
+    """Why numpy cannot make an array of `shape` (ints >= 0), or None."""
+    if len(shape) > _MAX_NDIM:
+        return f"{len(shape)} dimensions, more than {_MAX_NDIM}"
+    if any(n > _MAX_ARRAY_BYTES for n in shape) or (
+        math.prod(n for n in shape if n) * itemsize > _MAX_ARRAY_BYTES
+    ):
+        return "too large for an array (the dimensions' product overflows int64)"
+    return None
 
 
 def _short(value):

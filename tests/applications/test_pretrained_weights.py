@@ -2,7 +2,7 @@
 
 A timm-format checkpoint of LambdaResNet26T (random weights) is served by a
 local HTTP server and registered in a test manifest; the constructor
-downloads it with its hash checked, converts it and caches it.
+downloads it with its hash checked, caches it and converts it.
 """
 
 import hashlib
@@ -91,7 +91,8 @@ def test_named_weights_download_convert_and_cache(
     np.testing.assert_array_equal(
         model.get_layer("predictions").kernel.numpy(), state["head.fc.weight"].T
     )
-    assert any(name.endswith(".pth.npz") for name in cache_files(tmp_path))
+    # Only the hash-checked checkpoint is cached, no unchecked derivative.
+    assert [os.path.splitext(name)[1] for name in cache_files(tmp_path)] == [".pth"]
 
 
 def test_fine_tuning_head_keeps_its_own_size(registry, checkpoint):

@@ -5,7 +5,6 @@ under test import neither.
 """
 
 import collections
-import io
 import os
 import pickle
 import re
@@ -18,6 +17,8 @@ import pytest
 import safetensors.numpy
 import safetensors.torch
 import torch
+from forged_checkpoints import forge_checkpoint
+from forged_checkpoints import write_torch_zip
 
 from lambda_keras.convert import UnsafeCheckpointError
 from lambda_keras.convert import read_checkpoint
@@ -284,7 +285,7 @@ def test_not_a_dict(tmp_path):
     path = tmp_path / "tensor.pt"
     torch.save(torch.ones(3), path)
 
-    with pytest.raises(ValueError, match="holds a ndarray, not a state dict"):
+    with pytest.raises(ValueError, match="holds a tensor, not a state dict"):
         read_checkpoint(path)
 
 
@@ -307,16 +308,6 @@ class RunsEval:
 
     def __reduce__(self):
         return (eval, (f"open({str(self.marker)!r}, 'w').close()",))
-
-
-def write_torch_zip(path, pickled, records=(), byteorder=b"little"):
-    """Writes a zip archive laid out like torch.save's."""
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("archive/data.pkl", pickled)
-        archive.writestr("archive/byteorder", byteorder)
-        for key, data in dict(records).items():
-            archive.writestr(f"archive/data/{key}", data)
-        archive.writestr("archive/version", b"3\n")
 
 
 @pytest.mark.parametrize(
@@ -354,43 +345,9 @@ def test_pickled_module_is_refused(tmp_path):
         read_checkpoint(path)
 
 
-class FakeStorage:
-    pass
-
-
-class FakeTensor:
-    """Pickles as torch does, with any layout, to forge tensor records."""
-
-    def __init__(self, offset, size, stride):
-        self.layout = (offset, size, stride)
-
-    def __reduce__(self):
-        hooks = collections.OrderedDict()
-        rebuild = torch._utils._rebuild_tensor_v2
-        return (rebuild, (FakeStorage(), *self.layout, False, hooks))
-
-
-class ForgingPickler(pickle.Pickler):
-    def __init__(self, file, numel):
-        super().__init__(file, protocol=2)
-        self.numel = numel
-
-    def persistent_id(self, obj):
-        if isinstance(obj, FakeStorage):
-            return ("storage", torch.FloatStorage, "0", "cpu", self.numel)
-        return None
-
-
-def forge_checkpoint(path, offset, size, stride, numel=6, stored=6):
-    buffer = io.BytesIO()
-    ForgingPickler(buffer, numel).dump({"w": FakeTensor(offset, size, stride)})
-    data = np.arange(stored, dtype="<f4").tobytes()
-    write_torch_zip(path, buffer.getvalue(), records={"0": data})
-
-
 def test_forged_layout_in_range_is_read(tmp_path):
     path = tmp_path / "forged.pt"
-    forge_checkpoint(path, offset=1, size=(2, 2), stride=(1, 3))
+    forge_checkpoint(path, {"w": (1, (2, 2), (1, 3))})
 
     np.testing.assert_array_equal(
         read_checkpoint(path)["w"],
@@ -412,7 +369,7 @@ def test_forged_layout_in_range_is_read(tmp_path):
 )
 def test_forged_layout_out_of_range_is_refused(tmp_path, layout, message):
     path = tmp_path / "forged.pt"
-    forge_checkpoint(path, *layout)
+    forge_checkpoint(path, {"w": layout})
 
     with pytest.raises(ValueError, match=re.escape(message)) as error:
         read_checkpoint(path)
@@ -421,7 +378,7 @@ def test_forged_layout_out_of_range_is_refused(tmp_path, layout, message):
 
 def test_storage_record_shorter_than_declared(tmp_path):
     path = tmp_path / "short.pt"
-    forge_checkpoint(path, 0, (2,), (1,), numel=6, stored=3)
+    forge_checkpoint(path, {"w": (0, (2,), (1,))}, numel=6, stored=3)
 
     with pytest.raises(ValueError, match="holds 12 bytes, fewer than 6 elements"):
         read_checkpoint(path)
