@@ -12,8 +12,6 @@ import lambda_keras.train.cli
 from lambda_keras.__main__ import main
 from lambda_keras.errors import UsageError
 
-RUN = "{tmp}/run"
-
 
 def user_error_cases():
     """(arguments, texts the one line must contain), `{tmp}` a scratch folder."""
@@ -68,7 +66,7 @@ def user_error_cases():
                 "--dataset",
                 "{tmp}/no_such_folder",
                 "--model-dir",
-                RUN,
+                "{tmp}/run",
             ],
             ["Received: --dataset={tmp}/no_such_folder"],
         ),

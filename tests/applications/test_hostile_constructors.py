@@ -4,6 +4,7 @@ an empty batch through a model."""
 
 import re
 
+import keras
 import numpy as np
 import pytest
 
@@ -103,8 +104,6 @@ def test_named_constructors_check_before_building(kwargs, message, monkeypatch):
 
 
 def test_include_preprocessing_names_an_input_tensor_of_one_channel():
-    import keras
-
     grey = keras.Input((64, 64, 1))
     with pytest.raises(ValueError, match=re.escape("input_shape=(64, 64, 1)")):
         tiny_model(input_tensor=grey, input_shape=None, include_preprocessing=True)
