@@ -6,17 +6,28 @@ import os
 import sys
 
 from lambda_keras.errors import UsageError
+from lambda_keras.errors import one_line
 from lambda_keras.errors import run_reporting_errors
 
 DEBUG_HELP = "show the traceback of an error (for bug reports)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, as every user error.
+
+    Its sub-command parsers are of the same class.
+    """
+
+    def error(self, message):
+        self.exit(
+            2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n"
+        )
+
+
 def main(argv=None):
     from lambda_keras import __version__
 
-    parser = argparse.ArgumentParser(
-        prog="lambda-keras", description="LambdaNetworks for Keras 3."
-    )
+    parser = _Parser(prog="lambda-keras", description="LambdaNetworks for Keras 3.")
     parser.add_argument(
         "--version", action="version", version=f"lambda-keras {__version__}"
     )
@@ -120,13 +131,20 @@ def _run(args, argv):
     if args.command in (None, "demo"):
         from lambda_keras.demo import run_demo
 
+        json_path = getattr(args, "json", None)
+        if json_path and not os.path.isdir(os.path.dirname(json_path) or "."):
+            # Found out before the demo runs, not after.
+            raise UsageError(
+                "--json must be a file in an existing folder. "
+                f"Received: --json={json_path}"
+            )
         results = run_demo(
             image_path=getattr(args, "image", None),
             size=getattr(args, "size", 56),
             model_size=getattr(args, "model_size", 224),
         )
-        if getattr(args, "json", None):
-            with open(args.json, "w", encoding="utf-8") as file:
+        if json_path:
+            with open(json_path, "w", encoding="utf-8") as file:
                 json.dump(results, file, indent=2)
     return 0
 

@@ -14,6 +14,7 @@ forward time.
 """
 
 import pathlib
+import re
 import time
 
 import keras
@@ -25,9 +26,15 @@ from lambda_keras.applications import LambdaResNet50
 from lambda_keras.applications import preprocess_input
 from lambda_keras.applications.flops import count_multiply_adds
 from lambda_keras.applications.imagenet import imagenet_label
+from lambda_keras.errors import UsageError
 from lambda_keras.layers import LambdaLayer
 from lambda_keras.preprocessing import load_image
 from lambda_keras.preprocessing import sample_images
+from lambda_keras.validation import positive_int
+
+# LambdaResNet50's smallest input side (as for the models of
+# keras.applications).
+SMALLEST_MODEL_SIZE = 32
 
 
 def classify_samples(print_fn=print):
@@ -71,6 +78,51 @@ def classify_samples(print_fn=print):
     return results
 
 
+def check_sizes(size, model_size):
+    """Checks the demo's `--size` and `--model-size` before any work."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise UsageError(
+            f"--size must be a positive integer (the image side for the lambda "
+            f"layers). Received: --size={size!r}"
+        )
+    if (
+        isinstance(model_size, bool)
+        or not isinstance(model_size, int)
+        or model_size < SMALLEST_MODEL_SIZE
+    ):
+        raise UsageError(
+            f"--model-size must be an integer of at least {SMALLEST_MODEL_SIZE} "
+            f"(LambdaResNet50's smallest input). Received: --model-size={model_size!r}"
+        )
+
+
+def load_demo_image(path, size):
+    """`load_image`, with a missing, unreadable or undecodable file named.
+
+    Raises:
+        OSError: the file cannot be read (missing, a folder, no permission).
+        ValueError: it is not an image TensorFlow decodes.
+    """
+    import tensorflow as tf
+
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise type(error)(
+            f"Cannot read the image file: {error.strerror}. Received: --image={path}"
+        ) from None
+    try:
+        return load_image(path, size)
+    except tf.errors.InvalidArgumentError as error:
+        # "{{function_node ...}} Unknown image file format. ... [Op:...]"
+        reason = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", error.message, flags=re.S)
+        raise ValueError(
+            "The image file is not a JPEG, PNG, BMP or GIF image that "
+            f"TensorFlow decodes ({reason.strip()}). Received: --image={path}"
+        ) from None
+
+
 def _timed(layer, inputs, repeats=3):
     outputs = layer(inputs, training=False)  # builds and warms up
     start = time.perf_counter()
@@ -91,11 +143,19 @@ def run_demo(
         model_size: side of the image fed to LambdaResNet50.
         seed: random seed.
         print_fn: where the report lines go.
+
+    Raises:
+        ValueError: a size out of range, or an image file that does not
+            decode (checked before anything runs).
+        OSError: an image file that cannot be read.
     """
+    check_sizes(size, model_size)
+    positive_int("channels", channels)
+    image_path = pathlib.Path(image_path or sample_images()[-1])
+    image = load_demo_image(image_path, size)[None] / 255.0
+    photo = preprocess_input(load_demo_image(image_path, model_size)[None])
     keras.utils.set_random_seed(seed)
     classified = classify_samples(print_fn)
-    image_path = pathlib.Path(image_path or sample_images()[-1])
-    image = load_image(image_path, size)[None] / 255.0
     features = keras.layers.Dense(channels, use_bias=False)(image)
     print_fn(
         f"lambda_keras demo on {image_path.name} ({size}x{size}), backend "
@@ -155,7 +215,6 @@ def run_demo(
     )
 
     model = LambdaResNet50(weights=None, input_shape=(model_size, model_size, 3))
-    photo = preprocess_input(load_image(image_path, model_size)[None])
     model.predict(photo, verbose=0)  # warm-up
     start = time.perf_counter()
     probabilities = model.predict(photo, verbose=0)

@@ -3,6 +3,10 @@
 Each raises a ValueError naming the argument and the value received.
 """
 
+import math
+
+import keras
+
 
 def positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -10,6 +14,17 @@ def positive_int(name, value):
             f"`{name}` must be a positive integer. Received: {name}={value!r}"
         )
     return value
+
+
+def initializer(name, value):
+    """`keras.initializers.get(value)`, its error naming the argument `name`."""
+    try:
+        return keras.initializers.get(value)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"`{name}` must be a Keras initializer, its name or its config. "
+            f"Received: {name}={value!r}"
+        ) from None
 
 
 def validate_scope(scope):
@@ -91,6 +106,13 @@ def image_input_shape(input_shape, default_size, min_size, require_static):
         The shape, a tuple.
     """
     if input_shape is None:
+        if isinstance(default_size, bool) or not (
+            isinstance(default_size, int) and default_size >= min_size
+        ):
+            raise ValueError(
+                f"`default_size` must be an integer of at least {min_size}. "
+                f"Received: default_size={default_size!r}"
+            )
         return (default_size, default_size, 3)
     shape = tuple(input_shape) if isinstance(input_shape, (list, tuple)) else None
     sides_ok = shape is not None and all(
@@ -110,6 +132,74 @@ def image_input_shape(input_shape, default_size, min_size, require_static):
             f"width. Received: input_shape={input_shape!r}"
         )
     return shape
+
+
+def validate_activation(name, value):
+    """Checks that `value` is a Keras activation (or its name) or None."""
+    try:
+        keras.activations.get(value)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"`{name}` must be a Keras activation, its name, or None. "
+            f"Received: {name}={value!r}"
+        ) from None
+    return value
+
+
+def fraction(name, value, include_one=False):
+    """Checks that `value` is a number in [0, 1) (or [0, 1])."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (number and 0 <= value and (value <= 1 if include_one else value < 1)):
+        interval = "[0, 1]" if include_one else "[0, 1)"
+        raise ValueError(
+            f"`{name}` must be a number in {interval}. Received: {name}={value!r}"
+        )
+    return value
+
+
+def non_negative_number(name, value):
+    """Checks that `value` is a finite number >= 0."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (number and 0 <= value < math.inf):
+        raise ValueError(
+            f"`{name}` must be a finite number >= 0. Received: {name}={value!r}"
+        )
+    return value
+
+
+def image_model_head(include_top, classes, pooling, classifier_activation, weights):
+    """Checks the arguments of an image model's top before it is built.
+
+    `classes` and `classifier_activation` matter with `include_top`,
+    `pooling` without it; a value no model accepts is rejected either way.
+
+    Returns:
+        `classes`.
+    """
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(
+            f"`pooling` must be None, 'avg' or 'max'. Received: pooling={pooling!r}"
+        )
+    validate_activation("classifier_activation", classifier_activation)
+    if include_top:
+        positive_int("classes", classes)
+        classifier_activation_for(classifier_activation, weights)
+    return classes
+
+
+def preprocessing_channels(include_preprocessing, input_shape):
+    """Checks that a model that normalises RGB inputs gets 3 channels.
+
+    As `keras.applications` requires 3 channels for its ImageNet models,
+    the per-channel ImageNet mean and standard deviation only apply to RGB.
+    """
+    if include_preprocessing and tuple(input_shape)[-1] != 3:
+        raise ValueError(
+            "`include_preprocessing=True` normalises RGB images with the "
+            "ImageNet mean and standard deviation of each of their 3 channels; "
+            "give `input_shape` (height, width, 3), or preprocess other "
+            f"images yourself. Received: input_shape={tuple(input_shape)}"
+        )
 
 
 def classifier_activation_for(classifier_activation, weights):

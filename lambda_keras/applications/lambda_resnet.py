@@ -38,8 +38,12 @@ from lambda_keras.layers import RelativePositionEmbedding
 from lambda_keras.layers import StochasticDepth
 from lambda_keras.preprocessing import IMAGENET_MEAN
 from lambda_keras.preprocessing import IMAGENET_STD
-from lambda_keras.validation import classifier_activation_for
+from lambda_keras.validation import fraction
 from lambda_keras.validation import image_input_shape
+from lambda_keras.validation import image_model_head
+from lambda_keras.validation import non_negative_number
+from lambda_keras.validation import preprocessing_channels
+from lambda_keras.validation import validate_activation
 from lambda_keras.weights import load_pretrained
 from lambda_keras.weights import load_weights_file
 from lambda_keras.weights import resolve_weights
@@ -139,7 +143,7 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
             logits.
         include_preprocessing: whether the model starts by scaling RGB
             inputs in 0-255 to ImageNet mean/std units (as
-            `preprocess_input` does).
+            `preprocess_input` does); needs 3 input channels.
         name: model name.
         architecture: "hybrid" (paper's LambdaResNets), "vanilla"
             (ResNet-v1 bottlenecks, the controlled experiments) or "timm"
@@ -206,6 +210,15 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
         )
     depths = _validate_depths(depths)
     lambda_blocks = _lambda_blocks(placement, depths)
+    # Every argument is checked before the first layer is built.
+    image_model_head(include_top, classes, pooling, classifier_activation, weights)
+    validate_activation("activation", activation)
+    if se_ratio is not None:
+        non_negative_number("se_ratio", se_ratio)
+    if dropout_rate is None:
+        dropout_rate = spec["dropout_rate"]
+    fraction("dropout_rate", dropout_rate)
+    fraction("stochastic_depth_rate", stochastic_depth_rate, include_one=True)
     pretrained = resolve_weights(
         weights, weights_registry_name or "LambdaResNet", include_top, classes
     )
@@ -226,8 +239,7 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
         image_input = layers.Input(tensor=input_tensor, shape=input_shape)
     else:
         image_input = input_tensor
-    if dropout_rate is None:
-        dropout_rate = spec["dropout_rate"]
+    preprocessing_channels(include_preprocessing, image_input.shape[1:])
     blocks = _BlockFactory(spec, activation, width_multiplier)
 
     x = image_input
@@ -286,7 +298,6 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         if dropout_rate:
             x = layers.Dropout(dropout_rate, name="top_dropout")(x)
-        classifier_activation_for(classifier_activation, weights)
         # Under a mixed policy the classifier still computes in float32, so
         # its softmax and the losses and metrics that read it stay exact.
         policy = keras.config.dtype_policy()
@@ -301,10 +312,6 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
         x = layers.GlobalMaxPooling2D(name="max_pool")(x)
-    elif pooling is not None:
-        raise ValueError(
-            f"`pooling` must be None, 'avg' or 'max'. Received: pooling={pooling!r}"
-        )
 
     if input_tensor is not None:
         inputs = keras.utils.get_source_inputs(input_tensor)

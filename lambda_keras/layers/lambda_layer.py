@@ -10,6 +10,7 @@ from lambda_keras.ops import KEY_NORMALIZATIONS
 from lambda_keras.ops import lambda_interaction
 from lambda_keras.ops import position_method
 from lambda_keras.ops import validate_implementation
+from lambda_keras.validation import initializer
 from lambda_keras.validation import positive_int
 from lambda_keras.validation import validate_max_size
 from lambda_keras.validation import validate_scope
@@ -36,6 +37,13 @@ class LambdaLayer(keras.layers.Layer):
     or by the lambda convolution of Eq. 3. With `causal=True` or a
     `context_mask`, query n only sees its visible context C_n, keys are
     normalised over C_n, and both lambdas are masked (Eq. 5).
+
+    Under a `mixed_float16` or `mixed_bfloat16` policy only the q/k/v
+    projection computes in 16 bits: the batch normalisations, the key
+    normalisation and the lambdas run in float32, and the output is cast
+    back. An output beyond float16's range (65504) is inf, as with any Keras
+    layer: e.g. in inference with batch-norm statistics that do not
+    normalise the inputs (the initial ones, on inputs of 100 and more).
 
     Args:
         filters: output channels |h| * |v|; defaults to the input channels.
@@ -158,15 +166,20 @@ class LambdaLayer(keras.layers.Layer):
         if not isinstance(causal, bool):
             raise ValueError(f"`causal` must be a bool. Received: causal={causal!r}")
         self.causal = causal
-        if strides not in (1, 2) or isinstance(strides, bool):
+        if (
+            strides not in (1, 2)
+            or not isinstance(strides, int)
+            or isinstance(strides, bool)
+        ):
             raise ValueError(f"`strides` must be 1 or 2. Received: strides={strides!r}")
         self.strides = strides
         self.use_batch_norm = bool(use_batch_norm)
         if isinstance(batch_norm_epsilon, bool) or not (
-            isinstance(batch_norm_epsilon, (int, float)) and batch_norm_epsilon > 0
+            isinstance(batch_norm_epsilon, (int, float))
+            and 0 < batch_norm_epsilon < math.inf
         ):
             raise ValueError(
-                "`batch_norm_epsilon` must be a positive number. Received: "
+                "`batch_norm_epsilon` must be a positive finite number. Received: "
                 f"batch_norm_epsilon={batch_norm_epsilon!r}"
             )
         self.batch_norm_epsilon = float(batch_norm_epsilon)
@@ -178,10 +191,11 @@ class LambdaLayer(keras.layers.Layer):
                 "use_position=False"
             )
         self.use_position_bias = bool(use_position_bias)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.embeddings_initializer = keras.initializers.get(
+        self.kernel_initializer = initializer("kernel_initializer", kernel_initializer)
+        self.embeddings_initializer = initializer(
+            "embeddings_initializer",
             embeddings_initializer
-            or keras.initializers.RandomNormal(mean=0.0, stddev=1.0)
+            or keras.initializers.RandomNormal(mean=0.0, stddev=1.0),
         )
 
     def build(self, inputs_shape, position_embeddings_shape=None):
@@ -198,6 +212,7 @@ class LambdaLayer(keras.layers.Layer):
                 "The channel dimension of the inputs must be known. "
                 f"Received: input_shape={inputs_shape}"
             )
+        self.input_channels = channels
         self.output_channels = self.filters or channels
         _check_divisible(self.output_channels, self.heads)
         self.dim_v = self.output_channels // self.heads
@@ -214,15 +229,25 @@ class LambdaLayer(keras.layers.Layer):
         )
         self.qkv_projection.build(inputs_shape)
         if self.use_batch_norm:
+            # Under a float16 / bfloat16 policy the normalisations return
+            # float32, the dtype the interaction reads: Keras' batch
+            # normalisation computes in float32 anyway, and a 16-bit output
+            # would be rounded (and overflow past 65504 in float16) only to
+            # be cast back.
+            norm_dtype = (
+                self._accumulation_dtype
+                if self._accumulation_dtype != self.compute_dtype
+                else self.dtype_policy
+            )
             self.query_norm = keras.layers.BatchNormalization(
                 epsilon=self.batch_norm_epsilon,
-                dtype=self.dtype_policy,
+                dtype=norm_dtype,
                 name="query_norm",
             )
             self.query_norm.build(inputs_shape[:-1] + (query_channels,))
             self.value_norm = keras.layers.BatchNormalization(
                 epsilon=self.batch_norm_epsilon,
-                dtype=self.dtype_policy,
+                dtype=norm_dtype,
                 name="value_norm",
             )
             self.value_norm.build(inputs_shape[:-1] + (self.dim_v * self.dim_u,))
@@ -259,9 +284,15 @@ class LambdaLayer(keras.layers.Layer):
             )
 
     def call(self, inputs, training=None, context_mask=None, position_embeddings=None):
+        self._check_call_shape(tuple(inputs.shape))
         shape = ops.shape(inputs)
         batch, spatial_shape = shape[0], tuple(shape[1:-1])
         positions = math.prod(spatial_shape)
+        if any(isinstance(size, int) and size == 0 for size in shape[:-1]):
+            # An empty input has no statistics to learn: in training mode
+            # Keras' batch normalisation would average over no positions
+            # and write NaN into its moving statistics.
+            training = False
 
         qkv = self.qkv_projection(inputs)
         query_channels = self.heads * self.dim_k
@@ -317,6 +348,20 @@ class LambdaLayer(keras.layers.Layer):
         if self.strides == 2:
             outputs = self.downsample(outputs)
         return outputs
+
+    def _check_call_shape(self, inputs_shape):
+        """The rank and channels of a call's input are those built for."""
+        if (
+            len(inputs_shape) != self.spatial_rank + 2
+            or inputs_shape[-1] != self.input_channels
+        ):
+            kind = "sequences" if self.spatial_rank == 1 else "images"
+            raise ValueError(
+                f"Layer '{self.name}' was built for {kind} of rank "
+                f"{self.spatial_rank + 2} with {self.input_channels} "
+                "channels; every call needs the same rank and channels. "
+                f"Received: input_shape={inputs_shape}"
+            )
 
     @property
     def _accumulation_dtype(self):
@@ -396,6 +441,8 @@ class LambdaLayer(keras.layers.Layer):
 
     def compute_output_shape(self, inputs_shape):
         inputs_shape = tuple(inputs_shape)
+        if self.built:  # symbolic calls (keras.Input) do not run `call`
+            self._check_call_shape(inputs_shape)
         spatial_shape = inputs_shape[1:-1]
         if self.strides == 2:
             spatial_shape = tuple(

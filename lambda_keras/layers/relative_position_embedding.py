@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from lambda_keras.validation import initializer
 from lambda_keras.validation import positive_int
 from lambda_keras.validation import spatial_sizes
 from lambda_keras.validation import validate_max_size
@@ -67,9 +68,10 @@ class RelativePositionEmbedding(keras.layers.Layer):
         self.dim_u = positive_int("dim_u", dim_u)
         self.scope = validate_scope(scope)
         self.max_size = validate_max_size(max_size, self.scope)
-        self.embeddings_initializer = keras.initializers.get(
+        self.embeddings_initializer = initializer(
+            "embeddings_initializer",
             embeddings_initializer
-            or keras.initializers.RandomNormal(mean=0.0, stddev=1.0)
+            or keras.initializers.RandomNormal(mean=0.0, stddev=1.0),
         )
 
     def build(self, inputs_shape):
@@ -96,6 +98,13 @@ class RelativePositionEmbedding(keras.layers.Layer):
         if self.max_size is not None:
             sizes = spatial_sizes(self.max_size, rank)
         elif all(size is not None for size in spatial_shape):
+            if 0 in spatial_shape:
+                raise ValueError(
+                    "A global position embedding (scope=None) without "
+                    "`max_size` is sized by its input, which must not be "
+                    "empty. Received: input spatial shape "
+                    f"{spatial_shape}, max_size=None"
+                )
             sizes = spatial_shape
         else:
             raise ValueError(

@@ -8,6 +8,8 @@ TensorFlow, JAX and PyTorch backends. Shapes use the paper's index names:
 - `v`: value depth, `u`: intra-depth.
 """
 
+import math
+
 from keras import ops
 
 from lambda_keras.ops.costs import POSITION_METHODS
@@ -56,8 +58,12 @@ def normalize_keys(keys, normalization="softmax", mask=None):
         if mask is None:
             return ops.softmax(keys, axis=1), None
         # exp(K - max_m K) / sum_{m in C_n} exp(K - max_m K): the shift
-        # cancels in the ratio and keeps exp() from overflowing.
-        shift = ops.stop_gradient(ops.max(keys, axis=1, keepdims=True))
+        # cancels in the ratio and keeps exp() from overflowing. `initial`
+        # (a no-op on finite keys) makes the max of an empty batch defined;
+        # without it the TensorFlow and PyTorch backends raise.
+        shift = ops.stop_gradient(
+            ops.max(keys, axis=1, keepdims=True, initial=-float("inf"))
+        )
         numerators = ops.exp(keys - shift)
     else:
         if mask is None:
@@ -216,9 +222,11 @@ def lambda_convolution(values, kernel):
     """
     values, kernel = ops.convert_to_tensor(values), ops.convert_to_tensor(kernel)
     lambdas = _lambda_convolution(values, kernel)
-    batch, value_depth = ops.shape(values)[0], ops.shape(values)[-2]
+    shape = ops.shape(values)
+    batch, positions, value_depth = shape[0], math.prod(shape[1:-2]), shape[-2]
     key_depth = ops.shape(kernel)[-2]
-    lambdas = ops.reshape(lambdas, (batch, -1, value_depth, key_depth))
+    # Every size given: a -1 is ambiguous for an empty batch (JAX, PyTorch).
+    lambdas = ops.reshape(lambdas, (batch, positions, value_depth, key_depth))
     return ops.transpose(lambdas, (0, 1, 3, 2))
 
 
@@ -295,6 +303,11 @@ def _lambda_convolution_gradients(values, kernel, upstream):
         axis=rank + 2,
     )
 
+    if isinstance(batch, int) and batch == 0:
+        # An empty batch adds nothing to the kernel's gradient; the
+        # convolution below would have no input channels, which the
+        # backends reject.
+        return values_gradient, ops.zeros_like(kernel)
     padded = ops.pad(values, ((0, 0),) + ((centre, centre),) * rank + ((0, 0), (0, 0)))
     # (b, *S', v, u) -> (u, *S', b, v) -> (u, *S', b v)
     padded = ops.transpose(padded, (rank + 2,) + spatial_axes + (0, rank + 1))
