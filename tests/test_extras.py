@@ -36,7 +36,7 @@ def test_cli_reports_a_missing_extra_in_one_line(tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     lines = [line for line in result.stderr.splitlines() if "lambda_keras[" in line]
     assert lines == [
-        "lambda-keras export: ONNX export needs the package 'tf2onnx', which is "
+        "lambda-keras export: error: ONNX export needs the package 'tf2onnx', which is "
         'not installed. Install the extra: pip install "lambda_keras[export]"'
     ]
     assert "Traceback" not in result.stderr
