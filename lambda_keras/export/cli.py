@@ -13,6 +13,11 @@ lambda-keras predict photo.jpg --model LambdaResNet26T --weights imagenet
 The model is built with `include_preprocessing=True` at the input size of
 its weights (manifest `input_size`, or `--image-size`, or the
 constructor's default size), so the exported signatures take RGB in 0-255.
+
+Every flag is checked, and every output checked not to exist (unless
+`--overwrite`), before the model is built: a mistake is one line on stderr
+and exit code 2 (`lambda_keras.errors`). `predict` classifies the files it
+can and then reports the others the same way.
 """
 
 import collections
