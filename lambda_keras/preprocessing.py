@@ -97,6 +97,30 @@ def _check_resize(resize):
         )
 
 
+def resized_shape(shape, size, crop_fraction):
+    """The (height, width) `center_crop` resizes an image of `shape` to.
+
+    The shorter side becomes `resized_shorter_side(size, crop_fraction)` and
+    the longer one keeps the aspect ratio (truncated). The serving
+    signatures also compute it from an image's header, to bound the resize
+    before anything is decoded.
+
+    Args:
+        shape: int64 tensor (2,), the image's positive height and width.
+        size: side of the crop, a positive int.
+        crop_fraction: the crop's share of the resized shorter side, in
+            (0, 1].
+
+    Returns:
+        int64 tensor (2,).
+    """
+    import tensorflow as tf
+
+    shorter = tf.constant(resized_shorter_side(size, crop_fraction), tf.int64)
+    smallest = tf.reduce_min(shape)
+    return tf.where(shape == smallest, shorter, shorter * shape // smallest)
+
+
 def center_crop(image, size, crop_fraction, resize="bilinear"):
     """The evaluation crop in TensorFlow ops (tf.data, serving signatures).
 
@@ -120,10 +144,7 @@ def center_crop(image, size, crop_fraction, resize="bilinear"):
     import tensorflow as tf
 
     _check_resize(resize)
-    shorter = tf.constant(resized_shorter_side(size, crop_fraction), tf.int64)
-    shape = tf.shape(image, out_type=tf.int64)[:2]
-    smallest = tf.reduce_min(shape)
-    resized = tf.where(shape == smallest, shorter, shorter * shape // smallest)
+    resized = resized_shape(tf.shape(image, out_type=tf.int64)[:2], size, crop_fraction)
     image = tf.image.resize(
         image, tf.cast(resized, tf.int32), method=resize, antialias=True
     )

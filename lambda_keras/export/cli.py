@@ -13,15 +13,37 @@ lambda-keras predict photo.jpg --model LambdaResNet26T --weights imagenet
 The model is built with `include_preprocessing=True` at the input size of
 its weights (manifest `input_size`, or `--image-size`, or the
 constructor's default size), so the exported signatures take RGB in 0-255.
+
+Every flag is checked, and every output checked not to exist (unless
+`--overwrite`), before the model is built: a mistake is one line on stderr
+and exit code 2 (`lambda_keras.errors`). `predict` classifies the files it
+can and then reports the others the same way.
 """
 
+import collections
 import inspect
+import math
 import os
 from pathlib import Path
 
 from lambda_keras.errors import UsageError
 
 FORMATS = ("savedmodel", "tflite", "onnx")
+LABELS_FILE = "labels.txt"
+DEFAULT_TOP_K = 5
+# The LambdaResNets take inputs of at least 32x32; past 1024 pixels one
+# request's activations take gigabytes.
+IMAGE_SIZES = (32, 1024)
+# The options that describe a Keras model, not a SavedModel (which has its
+# own class names and preprocessing).
+MODEL_OPTIONS = (
+    "weights",
+    "classes",
+    "class_names",
+    "image_size",
+    "crop_fraction",
+    "resize",
+)
 
 
 def add_model_arguments(parser, required=True):
@@ -46,17 +68,26 @@ def add_model_arguments(parser, required=True):
         "(default: from the weights' manifest entry, else class_0, class_1, ...)",
     )
     parser.add_argument(
-        "--image-size", type=int, help="input side (default: the weights')"
+        "--image-size",
+        type=int,
+        help=f"input side, {IMAGE_SIZES[0]} to {IMAGE_SIZES[1]} "
+        "(default: the weights')",
     )
     parser.add_argument(
         "--crop-fraction",
         type=float,
-        help="central crop of the resized image (default: the weights', else 0.875)",
+        help="central crop of the resized image, in (0, 1] "
+        "(default: the weights', else 0.875)",
     )
     parser.add_argument(
         "--resize", choices=("bilinear", "bicubic"), help="resize method"
     )
-    parser.add_argument("--top-k", type=int, default=5, help="classes listed per image")
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        help=f"classes listed per image (default {DEFAULT_TOP_K}, or all "
+        "classes when there are fewer)",
+    )
 
 
 def add_export_arguments(parser):
@@ -65,7 +96,7 @@ def add_export_arguments(parser):
         "--out",
         required=True,
         help="output folder: the SavedModel base folder (versions inside) or "
-        "the folder of model.tflite / model.onnx and labels.txt",
+        f"the folder of model.tflite / model.onnx and {LABELS_FILE}",
     )
     parser.add_argument(
         "--version", type=int, help="SavedModel version folder (default 1)"
@@ -80,10 +111,20 @@ def add_export_arguments(parser):
         "--max-megapixels",
         type=float,
         default=100.0,
-        help="largest image serving_default decodes",
+        help="largest image serving_default decodes (from its header)",
     )
     parser.add_argument(
-        "--overwrite", action="store_true", help="replace an existing version"
+        "--max-resized-megapixels",
+        type=float,
+        default=25.0,
+        help="largest image serving_default resizes to (the shorter side "
+        "scaled to image size / crop fraction, the longer in proportion)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=f"replace existing outputs (the version folder, or the model file "
+        f"and {LABELS_FILE})",
     )
 
 
@@ -107,13 +148,25 @@ def build_model(args):
     entry = registered_entry(args.model, weights)
     class_names = _class_names(args.class_names)
     if entry is not None:
-        classes = entry["classes"]
+        classes, source = entry["classes"], f"the manifest entry of {args.weights}"
     elif args.classes is not None:
-        classes = args.classes
+        classes, source = args.classes, "--classes"
     elif class_names is not None:
-        classes = len(class_names)
+        classes, source = len(class_names), "--class-names"
     else:
         classes = inspect.signature(constructor).parameters["classes"].default
+        source = f"{args.model}'s default"
+    if class_names is not None and len(class_names) != classes:
+        raise UsageError(
+            f"--class-names gives {len(class_names)} names but the model has "
+            f"{classes} classes ({source}). "
+            f"Received: --class-names={_shown(args.class_names)}"
+        )
+    if args.top_k is not None and args.top_k > classes:
+        raise UsageError(
+            f"--top-k is more than the model's {classes} classes ({source}). "
+            f"Received: --top-k={args.top_k}"
+        )
     metadata = resolve_metadata(
         args.model,
         weights,
@@ -137,28 +190,26 @@ def build_model(args):
 def run_export(args):
     from lambda_keras.export.converters import export_onnx
     from lambda_keras.export.converters import export_tflite
+    from lambda_keras.export.outputs import check_can_write
+    from lambda_keras.export.outputs import write_replacing
     from lambda_keras.export.saved_model import export_saved_model
 
-    if args.format != "savedmodel" and args.version is not None:
-        raise UsageError(
-            "--version names a SavedModel version folder; tflite and onnx "
-            f"files are written to --out. Received: --version={args.version}"
-        )
-    if args.int8 and args.format != "tflite":
-        raise UsageError(
-            f"--int8 is for --format tflite. Received: --format={args.format}"
-        )
+    _check_model_arguments(args)
+    _check_export_arguments(args)
+    # Before the model is built: an existing output fails at once.
+    for path, received in _export_outputs(args):
+        check_can_write(path, args.overwrite, received)
     model, metadata = build_model(args)
-    options = dict(preprocessing=metadata.preprocessing)
+    options = dict(preprocessing=metadata.preprocessing, overwrite=args.overwrite)
     if args.format == "savedmodel":
         path = export_saved_model(
             model,
             args.out,
-            args.version or 1,
+            _version(args),
             class_names=metadata.class_names,
-            top_k=args.top_k,
-            max_pixels=int(args.max_megapixels * 1e6),
-            overwrite=args.overwrite,
+            top_k=_top_k(args, len(metadata.class_names)),
+            max_pixels=_pixels(args.max_megapixels),
+            max_resized_pixels=_pixels(args.max_resized_megapixels),
             **options,
         )
         size = _folder_size(path)
@@ -174,15 +225,18 @@ def run_export(args):
         )
         return 0
     os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, f"model.{args.format}")
+    (path, _), (labels, _) = _export_outputs(args)
     if args.format == "tflite":
         quantize = "dynamic_range" if args.int8 else None
         size = export_tflite(model, path, quantize=quantize, **options)
     else:
         size = export_onnx(model, path, **options)
-    labels = os.path.join(args.out, "labels.txt")
-    with open(labels, "w", encoding="utf-8") as file:
-        file.write("".join(f"{name}\n" for name in metadata.class_names))
+
+    def write_labels(staged):
+        with open(staged, "w", encoding="utf-8") as file:
+            file.write("".join(f"{name}\n" for name in metadata.class_names))
+
+    write_replacing(labels, write_labels)
     side = metadata.preprocessing.input_size
     print(
         f"{args.model} ({args.weights}): wrote {path} ({size / 1e6:.1f} MB; input "
@@ -203,33 +257,168 @@ def run_predict(args):
             "Give either --saved-model DIR or --model NAME --weights W. "
             f"Received: --saved-model={args.saved_model} --model={args.model}"
         )
+    _check_model_arguments(args)
     if args.saved_model is not None:
+        for name in MODEL_OPTIONS:
+            if getattr(args, name) is not None:
+                flag = "--" + name.replace("_", "-")
+                raise UsageError(
+                    f"{flag} is an option of --model: a SavedModel has its own "
+                    f"classes and preprocessing. Received: {flag}="
+                    f"{_shown(getattr(args, name))} with --saved-model"
+                )
         signature, source = load_saved_model_signature(args.saved_model)
+        top_k = signature.top_k if args.top_k is None else args.top_k
+        if top_k > signature.top_k:
+            raise UsageError(
+                f"--top-k is more than the {signature.top_k} classes the "
+                "SavedModel lists per image (export it with a larger --top-k). "
+                f"Received: --top-k={top_k}"
+            )
     else:
         if args.weights is None:
-            raise UsageError("--model needs --weights (a name, a file or 'none').")
+            raise UsageError(
+                "--model needs --weights (a name, a file or 'none'). "
+                f"Received: --model={args.model} without --weights"
+            )
         model, metadata = build_model(args)
+        top_k = _top_k(args, len(metadata.class_names))
         signature = keras_signature(
             model,
             class_names=metadata.class_names,
             preprocessing=metadata.preprocessing,
-            top_k=args.top_k,
+            top_k=top_k,
         )
         source = f"{args.model} ({args.weights})"
-    predictions = predict_files(signature, args.images, top_k=args.top_k)
-    print(f"Top-{args.top_k} classes by {source}:")
+    predictions = predict_files(signature, args.images, top_k=top_k)
+    print(f"Top-{top_k} classes by {source}:")
     for line in format_predictions(predictions):
         print(line)
-    return 1 if any(prediction.error for prediction in predictions) else 0
+    failed = [prediction for prediction in predictions if prediction.error]
+    if failed:
+        details = "; ".join(f"{item.image}: {item.error}" for item in failed)
+        raise ValueError(
+            f"{len(failed)} of {len(predictions)} images could not be "
+            f"classified: {details}. "
+            f"Received: images={[item.image for item in failed]}"
+        )
+    return 0
+
+
+def _check_model_arguments(args):
+    """The model options' values, before anything is built or loaded."""
+    for flag, value in (("--top-k", args.top_k), ("--classes", args.classes)):
+        if value is not None and value < 1:
+            raise UsageError(
+                f"{flag} must be a positive integer. Received: {flag}={value}"
+            )
+    smallest, largest = IMAGE_SIZES
+    if args.image_size is not None and not smallest <= args.image_size <= largest:
+        raise UsageError(
+            f"--image-size must be from {smallest} to {largest} pixels. "
+            f"Received: --image-size={args.image_size}"
+        )
+    if args.crop_fraction is not None and not 0 < args.crop_fraction <= 1:
+        raise UsageError(
+            "--crop-fraction must be in (0, 1]: the crop's share of the "
+            f"resized shorter side. Received: --crop-fraction={args.crop_fraction}"
+        )
+
+
+def _check_export_arguments(args):
+    if args.format != "savedmodel" and args.version is not None:
+        raise UsageError(
+            "--version names a SavedModel version folder; tflite and onnx "
+            f"files are written to --out. Received: --version={args.version}"
+        )
+    if args.version is not None and args.version < 1:
+        raise UsageError(
+            "--version must be a positive integer (TF Serving serves the "
+            f"highest numbered folder). Received: --version={args.version}"
+        )
+    if args.int8 and args.format != "tflite":
+        raise UsageError(
+            f"--int8 is for --format tflite. Received: --format={args.format}"
+        )
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(
+            f"--out must be a folder, and {args.out} is a file. "
+            f"Received: --out={args.out}"
+        )
+    for flag, value in (
+        ("--max-megapixels", args.max_megapixels),
+        ("--max-resized-megapixels", args.max_resized_megapixels),
+    ):
+        # At least one pixel; NaN and infinity are no limits.
+        if not (math.isfinite(value) and _pixels(value) >= 1):
+            raise UsageError(
+                f"{flag} must be a positive number. Received: {flag}={value}"
+            )
+
+
+def _export_outputs(args):
+    """[(path, the flags that chose it)] of what the export will write."""
+    if args.format == "savedmodel":
+        version = _version(args)
+        return [
+            (
+                os.path.join(args.out, str(version)),
+                f"--out={args.out} --version={version}",
+            )
+        ]
+    return [
+        (os.path.join(args.out, f"model.{args.format}"), f"--out={args.out}"),
+        (os.path.join(args.out, LABELS_FILE), f"--out={args.out}"),
+    ]
+
+
+def _version(args):
+    return 1 if args.version is None else args.version
+
+
+def _top_k(args, classes):
+    return min(DEFAULT_TOP_K, classes) if args.top_k is None else args.top_k
+
+
+def _pixels(megapixels):
+    return int(megapixels * 1e6)
 
 
 def _class_names(value):
+    """The names of `--class-names`: a file of one per line, or a,b,c."""
     if value is None:
         return None
     if os.path.isfile(value):
         with open(value, encoding="utf-8") as file:
-            return [line.strip() for line in file if line.strip()]
-    return [name.strip() for name in value.split(",")]
+            # Blank lines at the end are no names; blank lines between
+            # names are (empty ones, rejected below).
+            names = [line.strip() for line in file.read().rstrip().splitlines()]
+    elif "," not in value and (value.endswith(".txt") or os.sep in value):
+        raise FileNotFoundError(
+            f"--class-names names a file that does not exist: {value} (give a "
+            "text file of one name per line, or comma-separated names). "
+            f"Received: --class-names={value}"
+        )
+    else:
+        names = [name.strip() for name in value.split(",")]
+    if "" in names:
+        raise UsageError(
+            f"--class-names has an empty name (class {names.index('')}). "
+            f"Received: --class-names={_shown(value)}"
+        )
+    repeated = [name for name, count in collections.Counter(names).items() if count > 1]
+    if repeated:
+        raise UsageError(
+            f"--class-names repeats the names {repeated[:5]}: each class needs "
+            f"its own. Received: --class-names={_shown(value)}"
+        )
+    return names
+
+
+def _shown(value, limit=80):
+    """`value` for a message, cut to `limit` characters."""
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _folder_size(path):

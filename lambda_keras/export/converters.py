@@ -25,6 +25,8 @@ import tensorflow as tf
 
 from lambda_keras._compat import freeze_concrete_function
 from lambda_keras._compat import patch_tf2onnx
+from lambda_keras.export.outputs import check_can_write
+from lambda_keras.export.outputs import write_replacing
 from lambda_keras.export.signatures import ServingEndpoints
 from lambda_keras.extras import require
 
@@ -54,7 +56,7 @@ def numeric_function(model, batch_size=None, **endpoint_options):
     return endpoints, function
 
 
-def export_tflite(model, path, *, quantize=None, preprocessing=None):
+def export_tflite(model, path, *, quantize=None, preprocessing=None, overwrite=False):
     """Writes a TFLite model of the `predict_images` path.
 
     The model's signature `serving_default` takes `images` (batch, size,
@@ -69,15 +71,20 @@ def export_tflite(model, path, *, quantize=None, preprocessing=None):
             representative dataset).
         preprocessing: as for `export_saved_model`; its `input_size` is the
             model's input size.
+        overwrite: replace an existing `path`.
 
     Returns:
         The size of the file in bytes.
+
+    Raises:
+        FileExistsError: `path` exists and `overwrite` is false.
     """
     if quantize not in TFLITE_QUANTIZATIONS:
         raise ValueError(
             f"`quantize` must be one of {TFLITE_QUANTIZATIONS}. "
             f"Received: quantize={quantize!r}"
         )
+    check_can_write(path, overwrite, f"path={str(path)!r}")
     _, function = numeric_function(model, preprocessing=preprocessing)
     # As Keras' own TFLite export: through a SavedModel, whose loader
     # freezes the Keras variables and keeps the output names.
@@ -90,12 +97,18 @@ def export_tflite(model, path, *, quantize=None, preprocessing=None):
         if quantize == "dynamic_range":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         content = converter.convert()
-    with open(path, "wb") as file:
-        file.write(content)
+
+    def write(staged):
+        with open(staged, "wb") as file:
+            file.write(content)
+
+    write_replacing(path, write)
     return len(content)
 
 
-def export_onnx(model, path, *, opset=DEFAULT_ONNX_OPSET, preprocessing=None):
+def export_onnx(
+    model, path, *, opset=DEFAULT_ONNX_OPSET, preprocessing=None, overwrite=False
+):
     """Writes an ONNX model of the `predict_images` path (via tf2onnx).
 
     The graph's input is `images` (batch, size, size, 3) float32 with a
@@ -106,12 +119,17 @@ def export_onnx(model, path, *, opset=DEFAULT_ONNX_OPSET, preprocessing=None):
         path: the `.onnx` file to write.
         opset: ONNX opset.
         preprocessing: as for `export_saved_model`.
+        overwrite: replace an existing `path`.
 
     Returns:
         The size of the file in bytes.
+
+    Raises:
+        FileExistsError: `path` exists and `overwrite` is false.
     """
     onnx = require("onnx", "ONNX export")
     tf2onnx = require("tf2onnx", "ONNX export")
+    check_can_write(path, overwrite, f"path={str(path)!r}")
 
     patch_tf2onnx()
     _, function = numeric_function(model, preprocessing=preprocessing)
@@ -137,7 +155,7 @@ def export_onnx(model, path, *, opset=DEFAULT_ONNX_OPSET, preprocessing=None):
     for value in list(proto.graph.input) + list(proto.graph.output):
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
     onnx.checker.check_model(proto)
-    onnx.save(proto, path)
+    write_replacing(path, lambda staged: onnx.save(proto, staged))
     return os.path.getsize(path)
 
 

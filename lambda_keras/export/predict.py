@@ -36,25 +36,62 @@ class Prediction:
     error: str = None
 
 
+class ServingSignature:
+    """`serving_default` as a callable: `signature(image_bytes=...)`.
+
+    Args:
+        function: the signature's function (taking `image_bytes`).
+        top_k: how many classes its outputs list per image.
+        owner: an object to keep referenced (a loaded SavedModel owns the
+            variables of its signatures).
+    """
+
+    def __init__(self, function, top_k, owner=None):
+        self.function = function
+        self.top_k = top_k
+        self.owner = owner
+
+    def __call__(self, image_bytes):
+        return self.function(image_bytes=image_bytes)
+
+
 def load_saved_model_signature(path):
     """`serving_default` of a SavedModel (a version or TF Serving base folder).
 
     Returns:
-        `(signature, version_dir)`.
+        `(signature, version_dir)`: a `ServingSignature` and the folder it
+        was loaded from.
+
+    Raises:
+        FileNotFoundError: no SavedModel at `path`.
+        ValueError: the SavedModel is corrupt or has no `serving_default`.
     """
-    version_dir = saved_model_version_dir(path)
-    loaded = tf.saved_model.load(version_dir)
+    try:
+        version_dir = saved_model_version_dir(path)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(
+            f"{path} holds no saved_model.pb and no numeric version folder with "
+            f"one. Received: --saved-model={path}"
+        ) from error
+    try:
+        loaded = tf.saved_model.load(version_dir)
+    # What TensorFlow raises for an unparsable saved_model.pb (OSError), one
+    # without a MetaGraph (ValueError), missing or truncated variables
+    # (OSError, IndexError) and a checkpoint it cannot restore (OpError).
+    except (OSError, ValueError, LookupError, tf.errors.OpError) as error:
+        raise ValueError(
+            f"{version_dir} is not a readable SavedModel "
+            f"({type(error).__name__}: {_first_line(error)}). "
+            f"Received: --saved-model={path}"
+        ) from error
     if SERVING_DEFAULT not in loaded.signatures:
         raise ValueError(
             f"The SavedModel {version_dir} has no '{SERVING_DEFAULT}' signature "
-            f"(it has {sorted(loaded.signatures)}). Received: saved_model={path!r}"
+            f"(it has {sorted(loaded.signatures)}). Received: --saved-model={path}"
         )
-
-    def signature(image_bytes):
-        # `loaded` stays referenced: it owns the signature's variables.
-        return loaded.signatures[SERVING_DEFAULT](image_bytes=image_bytes)
-
-    return signature, version_dir
+    function = loaded.signatures[SERVING_DEFAULT]
+    top_k = function.structured_outputs["classes"].shape[-1]
+    return ServingSignature(function, top_k, owner=loaded), version_dir
 
 
 def keras_signature(model, **endpoint_options):
@@ -66,10 +103,11 @@ def keras_signature(model, **endpoint_options):
             `ServingEndpoints`.
 
     Returns:
-        A callable `signature(image_bytes=...)` returning the output dict.
+        A `ServingSignature`.
     """
-    function = ServingEndpoints(model, **endpoint_options).functions()[SERVING_DEFAULT]
-    return lambda image_bytes: function(image_bytes)
+    endpoints = ServingEndpoints(model, **endpoint_options)
+    function = endpoints.functions()[SERVING_DEFAULT]
+    return ServingSignature(lambda image_bytes: function(image_bytes), endpoints.top_k)
 
 
 def predict_files(signature, paths, top_k=5):

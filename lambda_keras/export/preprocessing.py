@@ -7,15 +7,26 @@ model's input, with the evaluation transform our checkpoints were measured
 with (`lambda_keras.preprocessing.center_crop`: the shorter side resized to
 `floor(size / crop_fraction)` with antialiasing, then the central square),
 and checks every image first so that a bad one fails with an
-`InvalidArgumentError` that names it:
+`InvalidArgumentError` that names it (`image_bytes[2] ...`):
 
 - an empty string;
 - bytes that start with neither the JPEG nor the PNG signature (text, PDF,
   GIF, ...);
-- an image whose header claims more than `max_pixels` pixels (checked from
-  the header, before anything is decoded or allocated);
+- an image whose header claims more than `max_pixels` pixels, or whose
+  resize (the shorter side scaled up or down to `floor(size /
+  crop_fraction)`, the longer one in proportion) would hold more than
+  `max_resized_pixels` pixels in either of its two passes (the new shorter
+  side by the old longer one, then the resized image): a 1 x 200,000 strip
+  is 200,000 pixels but resizes to 73 x 14,600,000 for a 64-pixel model.
+  Both are checked from the header, before anything is decoded or
+  allocated;
 - a truncated or corrupt file (TensorFlow's decoder: "Invalid JPEG data",
   "Invalid PNG data").
+
+The images are decoded one at a time, so the transient memory of a request
+is that of its largest image: at most `max_pixels` x 3 bytes decoded (uint8
+RGB) and `max_resized_pixels` x 12 bytes for each pass of the resize
+(float32 RGB), 900 MB with the defaults.
 
 Everything here is TensorFlow ops, so it is traced into the SavedModel's
 `serving_default` signature and needs no lambda_keras at serving time.
@@ -29,9 +40,13 @@ from lambda_keras.preprocessing import IMAGENET_MEAN
 from lambda_keras.preprocessing import IMAGENET_STD
 from lambda_keras.preprocessing import RESIZE_METHODS
 from lambda_keras.preprocessing import center_crop
+from lambda_keras.preprocessing import resized_shape
+from lambda_keras.preprocessing import resized_shorter_side
 
 DEFAULT_CROP_FRACTION = 0.875
-DEFAULT_MAX_PIXELS = 100_000_000  # 100 megapixels
+DEFAULT_MAX_PIXELS = 100_000_000  # 100 megapixels: 300 MB decoded (uint8 RGB)
+# 25 megapixels: 300 MB (float32 RGB) for each of the resize's two passes.
+DEFAULT_MAX_RESIZED_PIXELS = 25_000_000
 JPEG_SIGNATURE = b"\xff\xd8\xff"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -135,67 +150,207 @@ def normalize(images, preprocessing):
     return (images / 255.0 - mean) / std
 
 
-def decode_images(image_bytes, preprocessing, max_pixels=DEFAULT_MAX_PIXELS):
+def decode_images(
+    image_bytes,
+    preprocessing,
+    max_pixels=DEFAULT_MAX_PIXELS,
+    max_resized_pixels=DEFAULT_MAX_RESIZED_PIXELS,
+):
     """Decodes, checks, resizes and centre-crops a batch of encoded images.
 
     Args:
-        image_bytes: string tensor (batch,) of encoded JPEG or PNG files.
+        image_bytes: string tensor (batch,) of encoded JPEG or PNG files;
+            the batch may be empty.
         preprocessing: a `ServingPreprocessing`.
         max_pixels: the largest image (height x width, read from its
             header) accepted; larger ones fail before decoding.
+        max_resized_pixels: the most pixels either pass of the resize may
+            make (the shorter side scaled to `floor(size / crop_fraction)`
+            by the longer side, then the resized image; computed from the
+            header); a more elongated image fails before decoding.
 
     Returns:
         float32 (batch, input_size, input_size, 3) RGB in 0-255.
 
     Raises:
         tf.errors.InvalidArgumentError: (when run) an element is empty, not
-            a JPEG or PNG, over `max_pixels`, truncated or corrupt; the
-            message names the element, e.g. "image_bytes[2] is an empty
-            string".
+            a JPEG or PNG, over either limit, truncated or corrupt; the
+            message names the first such element, e.g. "image_bytes[2] is
+            an empty string".
     """
     image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
     size = preprocessing.input_size
-    indices = tf.range(tf.shape(image_bytes, out_type=tf.int64)[0])
-    return tf.map_fn(
-        lambda args: _decode_one(args[0], args[1], preprocessing, max_pixels),
-        (image_bytes, indices),
-        fn_output_signature=tf.TensorSpec((size, size, 3), tf.float32),
+    count = tf.shape(image_bytes, out_type=tf.int64)[0]
+    limits = (preprocessing, max_pixels, max_resized_pixels)
+
+    def decode(index, data):
+        return index, _decode_one(data, index, *limits)
+
+    # One image at a time, so that a request holds the decoding memory of one
+    # image. An image that fails (in a check or in TensorFlow's decoder, whose
+    # message cannot name it) is dropped here and reported below; the extra
+    # last element, numbered `count`, keeps the batch from being empty.
+    last = tf.data.Dataset.from_tensors((count, tf.zeros((size, size, 3))))
+    indices, images = (
+        tf.data.Dataset.from_tensor_slices((tf.range(count), image_bytes))
+        .map(decode)
+        .ignore_errors()
+        .concatenate(last)
+        .batch(count + 1)
+        .get_single_element()
     )
+    # `indices` is 0, 1, ..., count unless an image was dropped: the first
+    # position where it differs is the first image that failed.
+    dropped = tf.not_equal(indices, tf.range(tf.size(indices, out_type=tf.int64)))
+    first = tf.argmax(tf.cast(dropped, tf.int32), output_type=tf.int64)
+    reported = tf.cond(
+        tf.reduce_any(dropped),
+        lambda: _report_failure(image_bytes[first], first, *limits),
+        lambda: tf.constant(True),
+    )
+    with tf.control_dependencies([reported]):
+        return tf.identity(images[:-1])
 
 
-def _assert(condition, *message):
-    """An Assert whose message is the concatenation of strings and tensors."""
+def assert_with_message(condition, *message):
+    """An Assert whose message is the concatenation of strings and tensors.
+
+    Numeric tensors are written with `tf.strings.as_string`; string tensors
+    and Python strings as they are.
+    """
     parts = [
-        part if isinstance(part, str) else tf.strings.as_string(part)
+        part
+        if isinstance(part, str) or part.dtype == tf.string
+        else tf.strings.as_string(part)
         for part in message
     ]
     return tf.debugging.Assert(condition, [tf.strings.join(parts)], summarize=1)
 
 
-def _decode_one(data, index, preprocessing, max_pixels):
-    where = tf.strings.join(["image_bytes[", tf.strings.as_string(index), "]"])
+def _decode_one(data, index, preprocessing, max_pixels, max_resized_pixels):
+    checked = _check_header(data, index, preprocessing, max_pixels, max_resized_pixels)
+    with tf.control_dependencies([checked]):
+        image = tf.io.decode_image(
+            data, channels=3, dtype=tf.uint8, expand_animations=False
+        )
+    return center_crop(
+        image,
+        preprocessing.input_size,
+        preprocessing.crop_fraction,
+        resize=preprocessing.resize,
+    )
+
+
+def _report_failure(data, index, preprocessing, max_pixels, max_resized_pixels):
+    """Raises the error of an image that failed to decode, naming it.
+
+    The header checks run again, this time also reporting a JPEG header that
+    TensorFlow cannot read; an image that passes them all failed in the
+    decoder.
+    """
+    checked = _check_header(
+        data,
+        index,
+        preprocessing,
+        max_pixels,
+        max_resized_pixels,
+        report_unreadable_jpeg=True,
+    )
+    with tf.control_dependencies([checked]):
+        kind = tf.where(_is_jpeg(data), "JPEG", "PNG")
+        failed = assert_with_message(
+            False,
+            _where(index),
+            " is a truncated or corrupt ",
+            kind,
+            " file: the TensorFlow decoder rejects its data (Invalid ",
+            kind,
+            " data)",
+        )
+    with tf.control_dependencies([failed]):
+        return tf.constant(False)
+
+
+def _where(index):
+    return tf.strings.join(["image_bytes[", tf.strings.as_string(index), "]"])
+
+
+def _is_jpeg(data):
+    return tf.strings.substr(data, 0, 3) == JPEG_SIGNATURE
+
+
+def _check_header(
+    data,
+    index,
+    preprocessing,
+    max_pixels,
+    max_resized_pixels,
+    report_unreadable_jpeg=False,
+):
+    """The checks of an encoded image that read only its header.
+
+    Args:
+        data: string scalar, the encoded image.
+        index: its position in the batch, for the messages.
+        preprocessing: a `ServingPreprocessing` (the resize's size).
+        max_pixels: largest height x width.
+        max_resized_pixels: largest height x width after the resize.
+        report_unreadable_jpeg: also check that TensorFlow can read a JPEG's
+            header, with a message naming the image (otherwise its reader's
+            own error, which does not name it, is raised).
+
+    Returns:
+        The last check's op: a control dependency for what may only run on
+        an image that passed them all.
+    """
+    where = _where(index)
     length = tf.strings.length(data)
-    not_empty = _assert(
+    not_empty = assert_with_message(
         length > 0,
         where,
         " is an empty string; expected the bytes of a JPEG or PNG image",
     )
     with tf.control_dependencies([not_empty]):
-        is_jpeg = tf.strings.substr(data, 0, 3) == JPEG_SIGNATURE
+        is_jpeg = _is_jpeg(data)
         is_png = tf.strings.substr(data, 0, 8) == PNG_SIGNATURE
-        known = _assert(
+        known = assert_with_message(
             tf.logical_or(is_jpeg, is_png),
             where,
             " is not a JPEG or PNG image (",
             length,
             " bytes that start with neither signature)",
         )
+    if report_unreadable_jpeg:
+        with tf.control_dependencies([known]):
+            known = assert_with_message(
+                tf.cond(
+                    is_jpeg,
+                    lambda: _jpeg_header_readable(data),
+                    lambda: tf.constant(True),
+                ),
+                where,
+                " is a JPEG file whose header is truncated or corrupt "
+                "(Invalid JPEG data)",
+            )
     with tf.control_dependencies([known]):
         height, width = tf.cond(
             is_jpeg, lambda: _jpeg_size(data), lambda: _png_size(data, where)
         )
-        small_enough = _assert(
-            height * width <= max_pixels,
+        positive = assert_with_message(
+            tf.logical_and(height > 0, width > 0),
+            where,
+            " is corrupt: its header claims ",
+            width,
+            "x",
+            height,
+            " pixels",
+        )
+    # The products in float64: a PNG header's sides (up to 2**32 - 1 each)
+    # overflow an int64 product.
+    with tf.control_dependencies([positive]):
+        pixels = tf.cast(height, tf.float64) * tf.cast(width, tf.float64)
+        small_enough = assert_with_message(
+            pixels <= max_pixels,
             where,
             " is too large: ",
             width,
@@ -207,15 +362,49 @@ def _decode_one(data, index, preprocessing, max_pixels):
             str(max_pixels),
             " pixels); downscale it before sending",
         )
+    size, crop_fraction = preprocessing.input_size, preprocessing.crop_fraction
+    shorter = resized_shorter_side(size, crop_fraction)
     with tf.control_dependencies([small_enough]):
-        image = tf.io.decode_image(
-            data, channels=3, dtype=tf.uint8, expand_animations=False
+        resized = resized_shape(tf.stack([height, width]), size, crop_fraction)
+        # The resize runs one axis at a time: its first pass makes the new
+        # shorter side by the old longer one, its second the resized image;
+        # both are float32.
+        passes = tf.stack(
+            [
+                shorter * tf.cast(tf.maximum(height, width), tf.float64),
+                tf.reduce_prod(tf.cast(resized, tf.float64)),
+            ]
         )
-    return center_crop(
-        image,
-        preprocessing.input_size,
-        preprocessing.crop_fraction,
-        resize=preprocessing.resize,
+        work = tf.reduce_max(passes)
+        return assert_with_message(
+            work <= max_resized_pixels,
+            where,
+            " is too elongated to resize: ",
+            width,
+            "x",
+            height,
+            " pixels resize to ",
+            resized[1],
+            "x",
+            resized[0],
+            " (the shorter side scaled to ",
+            str(shorter),
+            "), ",
+            tf.strings.as_string(work / 1e6, precision=1),
+            " megapixels in the larger of the two passes of the resize, over "
+            "the limit of ",
+            f"{max_resized_pixels / 1e6:g}",
+            " megapixels; crop it nearer to a square before sending",
+        )
+
+
+def _jpeg_header_readable(data):
+    """Whether `tf.io.extract_jpeg_shape` reads `data` without an error."""
+    return (
+        tf.data.Dataset.from_tensors(data)
+        .map(_jpeg_size)
+        .ignore_errors()
+        .reduce(tf.constant(False), lambda readable, size: tf.constant(True))
     )
 
 
@@ -229,7 +418,7 @@ def _png_size(data, where):
     """(height, width) int64 from a PNG's IHDR chunk, without decoding."""
     # Padding keeps substr in range for a file shorter than the header.
     header = tf.strings.substr(tf.strings.join([data, b"\0" * 24]), 0, 24)
-    has_ihdr = _assert(
+    has_ihdr = assert_with_message(
         tf.strings.substr(header, 12, 4) == b"IHDR",
         where,
         " is a PNG file without its IHDR header (truncated or corrupt)",

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import keras
 
+from lambda_keras.export.outputs import check_can_write
 from lambda_keras.export.preprocessing import DEFAULT_MAX_PIXELS
+from lambda_keras.export.preprocessing import DEFAULT_MAX_RESIZED_PIXELS
 from lambda_keras.export.signatures import ServingEndpoints
 from lambda_keras.validation import positive_int
 
@@ -33,6 +35,7 @@ def export_saved_model(
     preprocessing=None,
     top_k=5,
     max_pixels=DEFAULT_MAX_PIXELS,
+    max_resized_pixels=DEFAULT_MAX_RESIZED_PIXELS,
     dynamic_size=None,
     overwrite=False,
 ):
@@ -64,6 +67,10 @@ def export_saved_model(
         top_k: classes listed per image by the classification outputs.
         max_pixels: largest image `serving_default` accepts (width x
             height, read from the file header before decoding).
+        max_resized_pixels: the most pixels either pass of
+            `serving_default`'s resize may make (the shorter side scaled to
+            `floor(size / crop_fraction)`, the longer in proportion;
+            computed from the header too).
         dynamic_size: whether `predict_images` and `features` accept any
             height and width; None: when the model allows it.
         overwrite: replace an existing `export_dir/<version>`.
@@ -72,8 +79,9 @@ def export_saved_model(
         The path of the version folder (a str).
 
     Raises:
-        ValueError: a bad argument, a model without a classifier, or an
-            existing version folder without `overwrite`.
+        ValueError: a bad argument or a model without a classifier.
+        FileExistsError: an existing version folder without `overwrite`.
+        NotADirectoryError: `export_dir` is a file.
     """
     positive_int("version", version)
     endpoints = ServingEndpoints(
@@ -82,15 +90,17 @@ def export_saved_model(
         preprocessing=preprocessing,
         top_k=top_k,
         max_pixels=max_pixels,
+        max_resized_pixels=max_resized_pixels,
         dynamic_size=dynamic_size,
     )
     base = Path(export_dir)
-    target = base / str(version)
-    if target.exists() and not overwrite:
-        raise ValueError(
-            f"{target} already exists; pass overwrite=True (--overwrite) or "
-            f"a new version. Received: version={version}"
+    if base.exists() and not base.is_dir():
+        raise NotADirectoryError(
+            f"{base} is a file; the SavedModel goes into a folder. "
+            f"Received: export_dir={str(base)!r}"
         )
+    target = base / str(version)
+    check_can_write(target, overwrite, f"version={version}")
     base.mkdir(parents=True, exist_ok=True)
     archive = keras.export.ExportArchive()
     # No `archive.track(model)`: add_endpoint already saves the variables
@@ -138,6 +148,6 @@ def saved_model_version_dir(path):
     if not versions:
         raise FileNotFoundError(
             f"{path} holds no saved_model.pb and no numeric version folder "
-            f"with one. Received: saved_model={str(path)!r}"
+            f"with one. Received: path={str(path)!r}"
         )
     return str(versions[-1][1])

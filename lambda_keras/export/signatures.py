@@ -11,7 +11,9 @@ input signatures; `export_saved_model` writes them into the SavedModel and
   suffix makes TF Serving's REST API accept `{"b64": "..."}` values.
 - `predict_images(images)`: `images` (batch, H, W, 3) tf.float32, RGB in
   0-255, already at the model's size (any size for models whose position
-  embeddings are all local; see `accepts_any_size`).
+  embeddings are all local; see `accepts_any_size`). An image with a NaN or
+  infinite value fails with an InvalidArgumentError naming it
+  (`images[1] has NaN or infinite values`).
 
 Both return `probabilities` (batch, classes) float32, the top-k `classes`
 (batch, k) int32 with their `scores` (batch, k) float32 and `class_names`
@@ -32,7 +34,9 @@ import tensorflow as tf
 
 from lambda_keras.export.metadata import default_class_names
 from lambda_keras.export.preprocessing import DEFAULT_MAX_PIXELS
+from lambda_keras.export.preprocessing import DEFAULT_MAX_RESIZED_PIXELS
 from lambda_keras.export.preprocessing import ServingPreprocessing
+from lambda_keras.export.preprocessing import assert_with_message
 from lambda_keras.export.preprocessing import decode_images
 from lambda_keras.export.preprocessing import normalize
 from lambda_keras.layers import LambdaLayer
@@ -64,6 +68,9 @@ class ServingEndpoints:
             (at most the number of classes).
         max_pixels: largest image (height x width) `serving_default`
             decodes.
+        max_resized_pixels: the most pixels either pass of
+            `serving_default`'s resize may make (the shorter side scaled to
+            `floor(size / crop_fraction)`); see `decode_images`.
         dynamic_size: whether `predict_images` and `features` take any
             height and width; None: when the model allows it
             (`accepts_any_size`).
@@ -81,6 +88,7 @@ class ServingEndpoints:
         preprocessing=None,
         top_k=5,
         max_pixels=DEFAULT_MAX_PIXELS,
+        max_resized_pixels=DEFAULT_MAX_RESIZED_PIXELS,
         dynamic_size=None,
     ):
         if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4:
@@ -99,6 +107,7 @@ class ServingEndpoints:
             )
         positive_int("top_k", top_k)
         positive_int("max_pixels", max_pixels)
+        positive_int("max_resized_pixels", max_resized_pixels)
         self.model = model
         classes = model.output.shape[-1]
         self.class_names = tuple(
@@ -124,6 +133,7 @@ class ServingEndpoints:
         self.image_shape = (None, None) if dynamic_size else (size, size)
         self.top_k = min(top_k, classes)
         self.max_pixels = max_pixels
+        self.max_resized_pixels = max_resized_pixels
         self.normalizes = any(
             isinstance(layer, keras.layers.Normalization) for layer in model.layers
         )
@@ -151,17 +161,25 @@ class ServingEndpoints:
     def serving_default(self, image_bytes):
         """Encoded JPEG/PNG strings (batch,) -> the classification dict."""
         image_bytes = _ensure_shape(image_bytes, (None,))
-        images = decode_images(image_bytes, self.preprocessing, self.max_pixels)
+        images = decode_images(
+            image_bytes,
+            self.preprocessing,
+            self.max_pixels,
+            self.max_resized_pixels,
+        )
         return self._classify(images)
 
     def predict_images(self, images):
         """float32 (batch, H, W, 3) in 0-255 -> the classification dict."""
-        return self._classify(_ensure_shape(images, (None, *self.image_shape, 3)))
+        return self._classify(self._checked_images(images))
 
     def features(self, images):
         """float32 (batch, H, W, 3) in 0-255 -> {"features": (batch, d)}."""
+        return {"features": self.outputs(self._checked_images(images))["features"]}
+
+    def _checked_images(self, images):
         images = _ensure_shape(images, (None, *self.image_shape, 3))
-        return {"features": self.outputs(images)["features"]}
+        return _ensure_finite(images)
 
     def _classify(self, images):
         probabilities = self.outputs(images)["probabilities"]
@@ -225,6 +243,25 @@ def _ensure_shape(tensor, shape):
     or channel count with an InvalidArgumentError naming both shapes.
     """
     return tf.ensure_shape(tensor, shape)
+
+
+def _ensure_finite(images):
+    """Rejects images with a NaN or infinite value, naming the first one.
+
+    The model would turn them into NaN probabilities without a word.
+    """
+    finite = tf.reduce_all(tf.math.is_finite(images), axis=[1, 2, 3])
+    # The smallest index of a non-finite image (the reduction's identity,
+    # never shown, when there is none).
+    first = tf.reduce_min(tf.where(tf.logical_not(finite)))
+    check = assert_with_message(
+        tf.reduce_all(finite),
+        "images[",
+        first,
+        "] has NaN or infinite values; expected RGB values in 0-255",
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(images)
 
 
 def _all_layers(layer):

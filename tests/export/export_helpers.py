@@ -14,6 +14,7 @@ import crop_reference
 import keras
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from lambda_keras.applications import LambdaResNet
 from lambda_keras.applications import LambdaResNet26Compact
@@ -61,6 +62,18 @@ def small_model(size=SIZE, seed=0, **kwargs):
     )
 
 
+def tiny_classifier(classes=3):
+    """The layers the signatures need and little else: exported in seconds,
+    for the tests of requests and files rather than of the model."""
+    inputs = keras.Input((None, None, 3))
+    features = keras.layers.Conv2D(4, 8, strides=8)(inputs)
+    features = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
+    outputs = keras.layers.Dense(classes, activation="softmax", name="predictions")(
+        features
+    )
+    return keras.Model(inputs, outputs, name="tiny_classifier")
+
+
 def keras_inputs(encoded, preprocessing=PREPROCESSING):
     """What the serving signature should feed the model: each image decoded
     by TensorFlow and cropped by the numpy reference.
@@ -85,3 +98,27 @@ def encode(image, format, **options):
     buffer = io.BytesIO()
     image.save(buffer, format=format, **options)
     return buffer.getvalue()
+
+
+def png(width, height):
+    """A black PNG of width x height pixels (it compresses to little)."""
+    return encode(Image.new("RGB", (width, height)), "PNG")
+
+
+def png_claiming(width, height):
+    """A real 1x1 PNG whose IHDR header claims width x height."""
+    data = bytearray(png(1, 1))
+    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    return bytes(data)
+
+
+def cli_error(capsys, arguments):
+    """Runs `lambda-keras ARGUMENTS`, expecting a user error: exit code 2 and
+    one line on stderr, which is returned."""
+    from lambda_keras.__main__ import main
+
+    capsys.readouterr()
+    assert main(arguments) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from export_helpers import CLASS_NAMES
 from export_helpers import PREPROCESSING
-from export_helpers import encode
+from export_helpers import png_claiming
 from export_helpers import small_model
 from PIL import Image
 
@@ -48,23 +48,28 @@ def assert_still_serving(served, good_request):
     )
 
 
-def png_claiming(width, height):
-    """A real 1x1 PNG whose IHDR header claims width x height."""
-    png = bytearray(encode(Image.new("RGB", (1, 1)), "PNG"))
-    png[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
-    return bytes(png)
-
-
 def bad_requests(encoded_images):
     jpeg, png = encoded_images[0], encoded_images[3]
     scrambled = jpeg[:1000] + bytes(b ^ 0x5A for b in jpeg[1000:3000]) + jpeg[3000:]
     gif = io.BytesIO()
     Image.open(io.BytesIO(jpeg)).save(gif, format="GIF")
     return {
-        "truncated JPEG": (jpeg[: len(jpeg) // 2], "Invalid JPEG data"),
-        "corrupt JPEG": (scrambled, "Invalid JPEG data"),
-        "JPEG cut in its header": (jpeg[:200], "Invalid JPEG data, size 200"),
-        "truncated PNG": (png[: len(png) // 3], "Invalid PNG data"),
+        "truncated JPEG": (
+            jpeg[: len(jpeg) // 2],
+            r"image_bytes\[1\] is a truncated or corrupt JPEG file",
+        ),
+        "corrupt JPEG": (
+            scrambled,
+            r"image_bytes\[1\] is a truncated or corrupt JPEG file",
+        ),
+        "JPEG cut in its header": (
+            jpeg[:200],
+            r"image_bytes\[1\] is a JPEG file whose header is truncated",
+        ),
+        "truncated PNG": (
+            png[: len(png) // 3],
+            r"image_bytes\[1\] is a truncated or corrupt PNG file",
+        ),
         "empty string": (b"", r"image_bytes\[1\] is an empty string"),
         "huge image": (
             png_claiming(60_000, 50_000),

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from export_helpers import CLASS_NAMES
+from export_helpers import cli_error
 from export_helpers import compact_model
 from export_helpers import keras_inputs
 
@@ -72,7 +73,8 @@ def test_predict_with_the_keras_model(weights, capsys):
     model, path = weights
     assert main(["predict", *IMAGES, *MODEL, "--weights", path]) == 0
     output = capsys.readouterr().out
-    assert output.startswith("Top-5 classes by LambdaResNet26Compact")
+    # All three classes: the default top 5 is capped by the classes.
+    assert output.startswith("Top-3 classes by LambdaResNet26Compact")
     assert_same_predictions(parse_predictions(output), expected_predictions(model))
 
 
@@ -89,8 +91,7 @@ def test_export_then_predict_from_the_saved_model(weights, tmp_path, capsys):
         "tensorflow_model_server --rest_api_port=8501 "
         f"--model_name=lambda_resnet26_compact --model_base_path={out}"
     ) in printed
-    with pytest.raises(ValueError, match="already exists"):
-        main([*command, "--version", "2"])
+    assert "already exists" in cli_error(capsys, [*command, "--version", "2"])
 
     # The command line itself, in a new process, on the sample images.
     result = subprocess.run(
@@ -103,7 +104,7 @@ def test_export_then_predict_from_the_saved_model(weights, tmp_path, capsys):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.startswith(f"Top-5 classes by {out / '2'}:")
+    assert result.stdout.startswith(f"Top-3 classes by {out / '2'}:")
     assert_same_predictions(
         parse_predictions(result.stdout), expected_predictions(model)
     )
@@ -126,8 +127,12 @@ def test_predict_reports_a_bad_file_and_goes_on(weights, tmp_path, capsys):
     text_file = tmp_path / "notes.jpg"
     text_file.write_text("not an image")
     arguments = ["predict", IMAGES[0], str(text_file), IMAGES[1], *MODEL]
-    assert main([*arguments, "--weights", path, "--top-k", "2"]) == 1
-    printed = capsys.readouterr().out
+    assert main([*arguments, "--weights", path, "--top-k", "2"]) == 2
+    printed, error = capsys.readouterr()
+    assert error.startswith(
+        f"lambda-keras predict: error: 1 of 3 images could not be classified: "
+        f"{text_file}: the file is not a JPEG or PNG image"
+    )
     predictions = parse_predictions(printed)
     assert [len(rows) for rows in predictions.values()] == [2, 0, 2]
     assert (
@@ -159,14 +164,14 @@ def test_predict_reports_a_bad_file_and_goes_on(weights, tmp_path, capsys):
         ),
     ],
 )
-def test_argument_errors(arguments, message):
-    with pytest.raises(SystemExit, match=message):
-        main(arguments)
+def test_argument_errors(arguments, message, capsys):
+    line = cli_error(capsys, arguments)
+    assert line.startswith(f"lambda-keras {arguments[0]}: error: ")
+    assert message in line and "Received: " in line
 
 
-def test_unknown_weights_list_the_registered_ones(tmp_path):
-    with pytest.raises(ValueError, match=r"available for 'LambdaResNet26T': \['"):
-        main(
-            ["export", "--model", "LambdaResNet26T", "--weights", "imagenett"]
-            + ["--out", str(tmp_path)]
-        )
+def test_unknown_weights_list_the_registered_ones(tmp_path, capsys):
+    arguments = ["export", "--model", "LambdaResNet26T", "--weights", "imagenett"]
+    line = cli_error(capsys, [*arguments, "--out", str(tmp_path)])
+    assert "available for 'LambdaResNet26T': ['" in line
+    assert "Received: " in line

@@ -94,7 +94,7 @@ def test_tf_serving_layout(tmp_path):
     # TF Serving serves the highest version; so does saved_model_version_dir.
     assert saved_model_version_dir(base) == str(base / "12")
     assert saved_model_version_dir(base / "3") == str(base / "3")
-    with pytest.raises(ValueError, match="already exists.*Received: version=3"):
+    with pytest.raises(FileExistsError, match="already exists.*Received: version=3"):
         export_saved_model(model, base, 3)
     export_saved_model(model, base, 3, overwrite=True)
     with pytest.raises(ValueError, match="Received: version=0"):
