@@ -64,12 +64,18 @@ def test_backup_resumes_with_weights_and_optimizer_state(tmp_path):
     backup = ResumableBackup(str(backup_dir))
     model.fit(*_data(), epochs=2, batch_size=4, callbacks=[backup], verbose=0)
     assert backup.resume_epoch() == 2
+    # The last two states are kept: the older one in case the newer is damaged.
     assert sorted(os.listdir(backup_dir)) == [
-        "epoch-2.weights.h5",  # the epoch-1 file was removed
+        "epoch-1.weights.h5",
+        "epoch-2.weights.h5",
         "training_metadata.json",
     ]
     with open(backup_dir / "training_metadata.json") as f:
-        assert json.load(f) == {"epoch": 2, "weights": "epoch-2.weights.h5"}
+        states = json.load(f)["generations"]
+    assert [(s["epoch"], s["weights"]) for s in states] == [
+        (2, "epoch-2.weights.h5"),
+        (1, "epoch-1.weights.h5"),
+    ]
 
     resumed = _model()
     backup = ResumableBackup(str(backup_dir))
