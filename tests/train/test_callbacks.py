@@ -14,6 +14,7 @@ from lambda_keras.train.callbacks import ResumableBackup
 from lambda_keras.train.callbacks import fit_until_non_finite_loss
 from lambda_keras.train.callbacks import save_model_weights
 from lambda_keras.train.callbacks import write_atomically
+from lambda_keras.weights import sha256_of
 
 
 def _model():
@@ -133,7 +134,13 @@ def test_best_weights_only_on_improvement(tmp_path):
     model.set_weights([w + 1 for w in first])
     best.on_epoch_end(1, {"val_top1": 0.4})  # worse: not saved
     with open(tmp_path / "best.json") as f:
-        assert json.load(f) == {"monitor": "val_top1", "value": 0.5, "epoch": 1}
+        state = json.load(f)
+    assert state == {
+        "monitor": "val_top1",
+        "value": 0.5,
+        "epoch": 1,
+        "sha256": sha256_of(tmp_path / "best.weights.h5"),  # the file it describes
+    }
     fresh = _model()
     fresh.load_weights(tmp_path / "best.weights.h5")
     np.testing.assert_array_equal(fresh.get_weights()[0], first[0])
