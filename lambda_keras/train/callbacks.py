@@ -21,12 +21,16 @@ commit, so none is lost.
 """
 
 import csv
+import errno
 import json
 import math
 import os
+import re
+import shutil
 
 import h5py
 import keras
+import numpy as np
 
 from lambda_keras._compat import save_weights_without_optimizer
 from lambda_keras.weights import sha256_of
@@ -86,15 +90,50 @@ def write_run_file(path, write):
     """
     try:
         write_atomically(path, write)
-    except OSError as error:
-        failure = WriteError(
-            f"Could not write {path} ({error.strerror or error}). Training "
-            "stopped; the files of the last completed epoch are intact: free "
-            "space (or make the folder writable) and rerun the same command "
-            f"to resume from that epoch. Received: path={path}"
-        )
-        failure.errno = error.errno
-        raise failure from error
+    except (OSError, RuntimeError) as error:
+        # HDF5 reports a failed write as an OSError or, from a flush, a
+        # RuntimeError, both with the system's errno in their text.
+        system = re.search(r"errno = (\d+), error message = '([^']*)'", str(error))
+        if isinstance(error, RuntimeError) and not system:
+            raise
+        if system:
+            raise _write_error(path, system.group(2), int(system.group(1))) from error
+        raise _write_error(path, error.strerror or error, error.errno) from error
+
+
+def _write_error(path, reason, error_number):
+    failure = WriteError(
+        f"Could not write {path} ({reason}). Training stopped; the files of "
+        "the last completed epoch are intact: free space (or make the folder "
+        "writable) and rerun the same command to resume from that epoch. "
+        f"Received: path={path}"
+    )
+    failure.errno = error_number
+    return failure
+
+
+def weights_file_size(variables):
+    """About how many bytes a `.weights.h5` file of `variables` takes: their
+    arrays and HDF5's records of each (a few KiB at most)."""
+    arrays = sum(
+        math.prod(v.shape) * np.dtype(keras.backend.standardize_dtype(v.dtype)).itemsize
+        for v in variables
+    )
+    return arrays + 4096 * len(variables) + 65536
+
+
+def _require_room(path, size):
+    """Raises `WriteError` (ENOSPC) unless `size` bytes fit beside `path`.
+
+    HDF5 cannot fail cleanly on a full disk: a file whose flush failed can
+    never be closed, and the process crashes as it exits (h5py issues 914
+    and 2160; seen here on a full tmpfs). So a weights file is not begun
+    without room for it.
+    """
+    free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+    if free < size:
+        reason = f"No space left on device: {size} bytes needed, {free} free"
+        raise _write_error(path, reason, errno.ENOSPC)
 
 
 def write_run_json(path, data):
@@ -123,9 +162,10 @@ def save_model_weights(model, path):
     tripling the file; shipped weights need only the model's.
 
     Raises:
-        WriteError: the file could not be written.
+        WriteError: the file could not be written, or there is no room for
+            it (checked first).
     """
-
+    _require_room(path, weights_file_size(model.weights))
     write_run_file(
         path, lambda temporary: save_weights_without_optimizer(model, temporary)
     )
@@ -270,6 +310,14 @@ class ResumableBackup(keras.callbacks.Callback):
         os.makedirs(self.backup_dir, exist_ok=True)
         name = f"epoch-{epoch + 1}.weights.h5"
         path = os.path.join(self.backup_dir, name)
+        states = self._states()
+        if states and "size" in states[0]:  # each state is as large as the last
+            size = states[0]["size"]
+        else:
+            optimizer = self.model.optimizer
+            extra = optimizer.variables if optimizer is not None else []
+            size = weights_file_size([*self.model.weights, *extra])
+        _require_room(path, size)
         write_run_file(path, self.model.save_weights)
         self._saved = {
             "epoch": epoch + 1,

@@ -28,6 +28,7 @@ from lambda_keras.train import data
 from lambda_keras.train import trainer
 from lambda_keras.train.callbacks import ResumableBackup
 from lambda_keras.train.callbacks import TrainingLog
+from lambda_keras.train.callbacks import WriteError
 from lambda_keras.train.callbacks import remove_temporaries
 from lambda_keras.weights import sha256_of
 
@@ -437,12 +438,31 @@ def _files(model_dir):
 _BACKUP_FILES = ("epoch-2.weights.h5", "training_metadata.json")
 
 
+# How HDF5 reports a full disk from a flush (h5py raises it as is).
+_HDF5_FULL = RuntimeError(
+    "Can't decrement id ref count (file write failed: time = Tue Dec 1 2026, "
+    "filename = 'x.h5', file descriptor = 5, errno = 28, error message = 'No "
+    "space left on device', buf = 0x5, total write size = 2048, offset = 4)"
+)
+
+
 @pytest.mark.parametrize(
-    "target",
-    [*_BACKUP_FILES, "pending-best.weights.h5", "best.json", "training_log.csv"],
+    "target, error",
+    [
+        *[
+            (name, OSError(errno.ENOSPC, "No space left on device"))
+            for name in (
+                *_BACKUP_FILES,
+                "pending-best.weights.h5",
+                "best.json",
+                "training_log.csv",
+            )
+        ],
+        ("epoch-2.weights.h5", _HDF5_FULL),
+    ],
 )
 def test_a_full_disk_stops_with_a_message_and_keeps_the_last_epoch(
-    tmp_path, monkeypatch, capsys, target
+    tmp_path, monkeypatch, capsys, target, error
 ):
     # Before: ENOSPC while checkpointing ended in a segfault.
     _fit(tmp_path, 1)
@@ -459,7 +479,7 @@ def test_a_full_disk_stops_with_a_message_and_keeps_the_last_epoch(
         def half_then_full(temporary):
             with open(temporary, "wb") as f:
                 f.write(b"half")
-            raise OSError(errno.ENOSPC, "No space left on device")
+            raise error
 
         return write_atomically(path, half_then_full)
 
@@ -479,6 +499,30 @@ def test_a_full_disk_stops_with_a_message_and_keeps_the_last_epoch(
     monkeypatch.undo()
     _fit(tmp_path, 2)  # the same command resumes once there is space
     assert _epochs(tmp_path) == [0, 1] and _states(tmp_path) == [2, 1]
+
+
+def test_no_weights_file_is_begun_without_room_for_it(tmp_path, monkeypatch):
+    # HDF5 cannot fail cleanly: a file whose flush failed on a full disk can
+    # never be closed, and the process crashed as it exited (a segfault
+    # after the message; h5py issue 914). So the room is checked first.
+    _fit(tmp_path, 1)
+    before = _files(tmp_path)
+    disk_usage = shutil.disk_usage
+    monkeypatch.setattr(
+        callbacks.shutil, "disk_usage", lambda p: disk_usage(p)._replace(free=1000)
+    )
+    begun = []
+    monkeypatch.setattr(keras.Model, "save_weights", lambda *a: begun.append(a))
+    needed = r"\(No space left on device: \d+ bytes needed, 1000 free\)"
+    with pytest.raises(WriteError, match=f"epoch-2.weights.h5 {needed}"):
+        _fit(tmp_path, 2)
+    assert not begun and _files(tmp_path) == before
+    # The estimate is an upper bound of the files written.
+    model = _stand_in()
+    model.optimizer.build(model.trainable_variables)
+    variables = [*model.weights, *model.optimizer.variables]
+    state = tmp_path / "backup" / "epoch-1.weights.h5"
+    assert state.stat().st_size <= callbacks.weights_file_size(variables)
 
 
 @pytest.mark.slow
