@@ -258,16 +258,17 @@ class ResumableBackup(keras.callbacks.Callback):
             remove_temporaries(self.backup_dir)
             recorded, self._stored_run = self._read_metadata()
             self._committed = []
-            for state in recorded:
+            for index, state in enumerate(recorded):
                 damage = self._damage(state)
                 if damage is None:
                     self._committed.append(state)
                     continue
-                fallback = (
-                    "resuming from an older one"
-                    if len(recorded) > len(self._committed) + 1
-                    else "no older one is left, training starts over"
-                )
+                if self._committed:
+                    fallback = "it is left out"
+                elif index + 1 < len(recorded):
+                    fallback = "resuming from an older one"
+                else:
+                    fallback = "no older one is left, training starts over"
                 print(
                     f"The backup of epoch {state['epoch']} is damaged ({damage}): "
                     f"{fallback}.",
@@ -474,15 +475,16 @@ class BestWeights(keras.callbacks.Callback):
     def _state(self):
         try:
             with open(self.state_path, encoding="utf-8") as f:
-                return json.load(f)
+                state = json.load(f)
         except (OSError, ValueError):  # none yet, or damaged: no best
             return None
+        return state if isinstance(state, dict) else None
 
     def _best(self):
         state = self._state()
         if state is None or not os.path.exists(self.path):
             return -math.inf
-        return state["value"]
+        return state.get("value", -math.inf)
 
     def on_train_begin(self, logs=None):
         if not os.path.exists(self.pending_path):

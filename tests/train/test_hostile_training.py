@@ -372,6 +372,16 @@ def test_a_damaged_backup_falls_back_to_the_previous_epoch(tmp_path, capsys):
         "epoch-3.weights.h5",
         "training_metadata.json",
     ]
+    # The older state damaged, the newer intact: resumed from the newer; and
+    # a best.json without its value counts as no best yet.
+    older = tmp_path / "backup" / "epoch-2.weights.h5"
+    older.write_bytes(b"")
+    (tmp_path / "best.json").write_text('{"monitor": "val_top1"}')
+    assert _fit(tmp_path, 4).resume_epoch() == 4
+    out = capsys.readouterr().out
+    assert "The backup of epoch 2 is damaged" in out and "it is left out" in out
+    assert _epochs(tmp_path) == [0, 1, 2, 3] and _states(tmp_path) == [4, 3]
+    assert json.loads((tmp_path / "best.json").read_text())["epoch"] == 4
 
 
 def test_a_backup_written_before_the_checksums_resumes(tmp_path, capsys):
