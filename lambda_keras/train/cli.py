@@ -57,6 +57,12 @@ def add_train_arguments(parser):
         "--cache", action="store_true", help="keep decoded images in memory"
     )
     parser.add_argument(
+        "--skip-unreadable",
+        action="store_true",
+        help="train without the image files that cannot be decoded (listed); "
+        "by default they stop the run before its first step",
+    )
+    parser.add_argument(
         "--model-option",
         action="append",
         default=[],
@@ -124,6 +130,10 @@ def run_train(args, argv=None):
     from lambda_keras.train.trainer import TrainConfig
     from lambda_keras.train.trainer import train
 
+    if args.verbose not in ("auto", "0", "1", "2"):
+        raise UsageError(
+            f"--verbose must be auto, 0, 1 or 2. Received: --verbose={args.verbose}"
+        )
     verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
     config = TrainConfig(
         **{

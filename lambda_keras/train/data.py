@@ -3,7 +3,9 @@
 Two kinds of source:
 
 - a folder of `split/class/image` files (`--dataset path/to/folder`): the
-  classes are the sorted sub-folder names of the split;
+  classes are the sorted sub-folder names of the training split, and the
+  held-out split's folders are matched to them by name. Every file is
+  checked before training (`unreadable_images`);
 - a tensorflow-datasets name (`imagenet2012`, `imagenette`, `cifar10`, ...)
   read from `--data-dir` (prepared beforehand; nothing is downloaded).
 
@@ -17,6 +19,8 @@ under a seed: every random draw is a stateless op seeded from
 `Dataset.random(seed)`.
 """
 
+import concurrent.futures
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
@@ -29,6 +33,13 @@ from lambda_keras.preprocessing import center_crop
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 # The split names a folder dataset or tfds dataset may call its held-out set.
 EVAL_SPLITS = ("validation", "val", "test")
+# How many unreadable files an error or notice names (it gives the count).
+FILES_NAMED = 5
+# The start and the end of a complete file of each format tf.io.decode_image
+# reads (a BMP gives its size in its header instead of an end marker).
+_JPEG = (b"\xff\xd8\xff", b"\xff\xd9")
+_PNG = (b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82")
+_GIF = ((b"GIF87a", b"GIF89a"), b"\x3b")
 
 
 @dataclasses.dataclass
@@ -42,6 +53,9 @@ class Source:
         num_examples: examples in the split.
         class_names: names of the classes, index order.
         description: where the data came from, for the model card.
+        paths: the image files, in label order (folder datasets only).
+        skipped: `(path, reason)` of the unreadable files left out
+            (`skip_unreadable`).
     """
 
     dataset: tf.data.Dataset
@@ -49,6 +63,8 @@ class Source:
     num_examples: int
     class_names: list
     description: str
+    paths: list | None = None
+    skipped: list = dataclasses.field(default_factory=list)
 
     @property
     def num_classes(self):
@@ -85,28 +101,154 @@ def eval_split_name(dataset, data_dir=None):
     )
 
 
-def load_source(dataset, split, data_dir=None):
+def load_source(dataset, split, data_dir=None, class_names=None, skip_unreadable=False):
     """Reads one split of a folder or tfds dataset.
 
     Args:
         dataset: a folder of `split/class/image` files, or a tfds name.
         split: the split ("train", "val", "validation", "test", ...).
         data_dir: tfds data directory (tfds datasets only).
+        class_names: the classes of the training split, in label order: a
+            folder split must have the same class folders, and its labels
+            follow these names (not its own folders' order). None: the
+            split's own sorted folders.
+        skip_unreadable: leave out the files that cannot be decoded (listed
+            in `Source.skipped`) instead of raising.
 
     Returns:
         A `Source`.
 
     Raises:
         FileNotFoundError: the folder, its split or the tfds data is missing.
-        ValueError: an unknown tfds dataset, a split with no images or a
-            dataset without `image` and `label` features.
+        ValueError: an unknown tfds dataset, a split with no images, an
+            empty class folder, class folders other than `class_names`,
+            unreadable image files, or a dataset without `image` and
+            `label` features.
     """
     if is_folder_dataset(dataset):
-        return _folder_source(Path(dataset), split)
+        return _folder_source(Path(dataset), split, class_names, skip_unreadable)
     return _tfds_source(dataset, split, data_dir)
 
 
-def _folder_source(root, split):
+def _named(problems):
+    """The first few `(path, reason)` pairs, for a one-line message."""
+    named = "; ".join(f"{path} ({reason})" for path, reason in problems[:FILES_NAMED])
+    more = len(problems) - FILES_NAMED
+    return named + (f"; and {more} more" if more > 0 else "")
+
+
+def skipped_notice(source):
+    """What `--skip-unreadable` left out of `source`, for the log."""
+    return (
+        f"Skipped {len(source.skipped)} unreadable image files of "
+        f"{source.description} (--skip-unreadable): {_named(source.skipped)}"
+    )
+
+
+def _structure_problem(path):
+    """Why `path` does not look like a complete image file, or None.
+
+    Reads its first and last bytes only: a known format's signature and its
+    end marker (a truncated download lacks it) or, for a BMP, the size its
+    header gives.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - 16))
+            tail = f.read()
+    except OSError as error:
+        return f"cannot be read: {error.strerror or error}"
+    if not size:
+        return "empty file"
+    for name, (start, end) in (("JPEG", _JPEG), ("PNG", _PNG), ("GIF", _GIF)):
+        if head.startswith(start):
+            # Some writers pad a JPEG after its end marker with zeros.
+            complete = tail.rstrip(b"\x00").endswith(end)
+            return None if complete else f"truncated: no {name} end marker"
+    if head.startswith(b"BM"):
+        declared = int.from_bytes(head[2:6], "little")
+        if declared > size:
+            return "truncated: shorter than its BMP header says"
+        return None
+    return "not a JPEG, PNG, GIF or BMP file"
+
+
+def undecodable_images(paths):
+    """The files of `paths` that `tf.io.decode_image` cannot decode.
+
+    Decodes them all, in parallel, as the input pipeline does (the failing
+    ones are found by what the decoding leaves out).
+    """
+    if not paths:
+        return []
+    decoded = (
+        tf.data.Dataset.from_tensor_slices(list(paths))
+        .map(
+            lambda path: (path, tf.shape(_decode(tf.io.read_file(path), True))),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        .ignore_errors()
+    )
+    readable = {path.decode() for path, _ in decoded.as_numpy_iterator()}
+    return [path for path in paths if path not in readable]
+
+
+def unreadable_images(paths):
+    """`(path, reason)` of each file of `paths` that cannot be decoded.
+
+    Bounded for large datasets: each file's first and last bytes are read
+    (1.5 s for the 9469 Imagenette training images on 2 busy cores),
+    and only the files that look incomplete or of an unknown format are
+    decoded, so no readable file is refused by mistake (a JPEG followed by
+    other data, a WebP under a .jpg name).
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        problems = dict(zip(paths, pool.map(_structure_problem, paths)))
+    suspects = [path for path, problem in problems.items() if problem]
+    return [(path, problems[path]) for path in undecodable_images(suspects)]
+
+
+@contextlib.contextmanager
+def naming_undecodable_images(*sources):
+    """Turns a decoding failure inside the input pipeline into an error that
+    names the files.
+
+    A file can pass `unreadable_images` (a complete file whose data is
+    corrupt) and fail when the pipeline decodes it, with a TensorFlow error
+    that does not say which file: the sources' files are then decoded again
+    to find it.
+
+    Args:
+        *sources: the `Source`s the pipelines read.
+
+    Raises:
+        ValueError: naming the files that cannot be decoded.
+    """
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        paths = [path for source in sources for path in source.paths or ()]
+        if not paths:
+            raise
+        print(
+            "The input pipeline failed; decoding its image files again to "
+            "find the one at fault...",
+            flush=True,
+        )
+        failed = undecodable_images(paths)
+        if not failed:
+            raise
+        raise ValueError(
+            f"{len(failed)} image file(s) passed the check before training "
+            f"but could not be decoded: {_named([(p, 'corrupt') for p in failed])}. "
+            f"Remove or replace them and rerun the same command (training "
+            f"resumes from the last completed epoch). Received: path={failed[0]}"
+        ) from error
+
+
+def _folder_source(root, split, class_names=None, skip_unreadable=False):
     split_dir = root / split
     if not split_dir.is_dir():
         what = "folder" if root.is_dir() else "dataset folder"
@@ -115,18 +257,53 @@ def _folder_source(root, split):
             f"The {what} {missing} does not exist (a folder dataset holds "
             f"split/class/image files). Received: --dataset={root}"
         )
-    class_names = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
-    paths, labels = [], []
-    for label, name in enumerate(class_names):
-        for path in sorted((split_dir / name).iterdir()):
-            if path.suffix.lower() in IMAGE_EXTENSIONS:
-                paths.append(str(path))
-                labels.append(label)
-    if not paths:
+    folders = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+    if class_names is None:
+        class_names = folders
+    elif set(folders) != set(class_names):
+        missing = sorted(set(class_names) - set(folders))
+        extra = sorted(set(folders) - set(class_names))
+        raise ValueError(
+            f"The class folders of {split_dir} are not those of the training "
+            f"split (labels are matched by folder name): missing in {split}: "
+            f"{missing}; not in the training split: {extra}. Received: "
+            f"--dataset={root}"
+        )
+    images = {
+        name: [
+            str(path)
+            for path in sorted((split_dir / name).iterdir())
+            if path.suffix.lower() in IMAGE_EXTENSIONS
+        ]
+        for name in class_names
+    }
+    if not any(images.values()):
         raise ValueError(
             f"The folder {split_dir} holds no images in class sub-folders "
             f"({', '.join(IMAGE_EXTENSIONS)}). Received: --dataset={root}"
         )
+    unreadable = unreadable_images([p for files in images.values() for p in files])
+    if unreadable and not skip_unreadable:
+        raise ValueError(
+            f"{len(unreadable)} image files of {split_dir} cannot be decoded: "
+            f"{_named(unreadable)}. Remove or replace them, or pass "
+            f"--skip-unreadable to train without them. Received: "
+            f"path={unreadable[0][0]}"
+        )
+    left_out = {path for path, _ in unreadable}
+    paths, labels = [], []
+    for label, name in enumerate(class_names):
+        kept = [path for path in images[name] if path not in left_out]
+        if not kept:
+            readable = " readable" if images[name] else ""
+            raise ValueError(
+                f"The class folder {split_dir / name} holds no{readable} images "
+                f"({', '.join(IMAGE_EXTENSIONS)}): remove it or add its images "
+                f"(an empty class would silently become a model with fewer "
+                f"classes). Received: --dataset={root}"
+            )
+        paths += kept
+        labels += [label] * len(kept)
     files = tf.data.Dataset.from_tensor_slices((paths, labels))
     dataset = files.map(
         lambda path, label: (tf.io.read_file(path), label),
@@ -137,8 +314,10 @@ def _folder_source(root, split):
         dataset=dataset,
         encoded=True,
         num_examples=len(paths),
-        class_names=class_names,
+        class_names=list(class_names),
         description=f"folder {root} (split {split})",
+        paths=paths,
+        skipped=unreadable,
     )
 
 

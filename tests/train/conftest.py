@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from quick_run import TINY_MODEL
+from quick_run import tiny_test_net
 from quick_run import train_quick
 
 from lambda_keras.preprocessing import SAMPLE_DIR
@@ -84,3 +86,12 @@ def trained(folder_dataset, tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("run")
     assert train_quick(folder_dataset, model_dir) == 0
     return model_dir
+
+
+@pytest.fixture
+def tiny_model(monkeypatch):
+    """Makes `quick_run.TINY_MODEL` a `--model` for the test's duration."""
+    from lambda_keras.applications import MODELS
+
+    monkeypatch.setitem(MODELS, TINY_MODEL, tiny_test_net)
+    return TINY_MODEL

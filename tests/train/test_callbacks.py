@@ -14,6 +14,7 @@ from lambda_keras.train.callbacks import ResumableBackup
 from lambda_keras.train.callbacks import fit_until_non_finite_loss
 from lambda_keras.train.callbacks import save_model_weights
 from lambda_keras.train.callbacks import write_atomically
+from lambda_keras.weights import sha256_of
 
 
 def _model():
@@ -64,12 +65,18 @@ def test_backup_resumes_with_weights_and_optimizer_state(tmp_path):
     backup = ResumableBackup(str(backup_dir))
     model.fit(*_data(), epochs=2, batch_size=4, callbacks=[backup], verbose=0)
     assert backup.resume_epoch() == 2
+    # The last two states are kept: the older one in case the newer is damaged.
     assert sorted(os.listdir(backup_dir)) == [
-        "epoch-2.weights.h5",  # the epoch-1 file was removed
+        "epoch-1.weights.h5",
+        "epoch-2.weights.h5",
         "training_metadata.json",
     ]
     with open(backup_dir / "training_metadata.json") as f:
-        assert json.load(f) == {"epoch": 2, "weights": "epoch-2.weights.h5"}
+        states = json.load(f)["generations"]
+    assert [(s["epoch"], s["weights"]) for s in states] == [
+        (2, "epoch-2.weights.h5"),
+        (1, "epoch-1.weights.h5"),
+    ]
 
     resumed = _model()
     backup = ResumableBackup(str(backup_dir))
@@ -127,7 +134,13 @@ def test_best_weights_only_on_improvement(tmp_path):
     model.set_weights([w + 1 for w in first])
     best.on_epoch_end(1, {"val_top1": 0.4})  # worse: not saved
     with open(tmp_path / "best.json") as f:
-        assert json.load(f) == {"monitor": "val_top1", "value": 0.5, "epoch": 1}
+        state = json.load(f)
+    assert state == {
+        "monitor": "val_top1",
+        "value": 0.5,
+        "epoch": 1,
+        "sha256": sha256_of(tmp_path / "best.weights.h5"),  # the file it describes
+    }
     fresh = _model()
     fresh.load_weights(tmp_path / "best.weights.h5")
     np.testing.assert_array_equal(fresh.get_weights()[0], first[0])

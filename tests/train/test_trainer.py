@@ -102,8 +102,9 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
 ):
     assert _train(folder_dataset, tmp_path, "--epochs", "1") == 0
     metadata = json.loads((tmp_path / "backup" / "training_metadata.json").read_text())
-    assert metadata["epoch"] == 1
-    good = (tmp_path / "backup" / metadata["weights"]).read_bytes()
+    (state,) = metadata["generations"]
+    assert state["epoch"] == 1
+    good = (tmp_path / "backup" / state["weights"]).read_bytes()
     best = (tmp_path / "best.weights.h5").read_bytes()
 
     code = _train(
@@ -120,7 +121,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     assert json.loads((tmp_path / "backup" / "training_metadata.json").read_text()) == (
         metadata
     )
-    assert (tmp_path / "backup" / metadata["weights"]).read_bytes() == good
+    assert (tmp_path / "backup" / state["weights"]).read_bytes() == good
     assert (tmp_path / "best.weights.h5").read_bytes() == best
 
 
