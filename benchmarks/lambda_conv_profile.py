@@ -3,7 +3,8 @@
     KERAS_BACKEND=tensorflow python -m benchmarks.lambda_conv_profile  # ~3 min
     KERAS_BACKEND=jax python -m benchmarks.lambda_conv_profile
     KERAS_BACKEND=torch python -m benchmarks.lambda_conv_profile
-    python -m benchmarks.lambda_conv_profile --quick   # 2 shapes, 1 round
+    python -m benchmarks.lambda_conv_profile --quick   # 2 shapes, 1 round,
+                                                       # formulations printed only
 
 Formulations (every backend). The lambda convolution (Eq. 3) has three
 formulations with the same result (`lambda_keras.ops.lambda_convolution`):
@@ -252,8 +253,12 @@ def recommend(results):
     return summary, fastest
 
 
-def profile_formulations(batch, repeats, shapes, command_arguments):
-    """Times every formulation on this backend; writes its report."""
+def profile_formulations(batch, repeats, shapes, command_arguments, write=True):
+    """Times every formulation on this backend; writes its report.
+
+    With `write=False` (a --quick smoke run) the tables are printed only:
+    the reports are the measurements the cost table is checked against.
+    """
     import keras
 
     from lambda_keras.ops import CONV_FORMULATIONS
@@ -291,6 +296,8 @@ def profile_formulations(batch, repeats, shapes, command_arguments):
     markdown = formulations_markdown(backend, platform, batch, results)
     print()
     print(markdown)
+    if not write:
+        return
     # The CPU reports fill the cost table's CPU rows; others keep their own.
     suffix = backend if platform == "cpu" else f"{backend}_{platform}"
     write_report(
@@ -550,7 +557,9 @@ def main(argv=None):
 
     if args.only != "gradients":
         arguments = sys.argv[1:] if argv is None else argv
-        profile_formulations(batch, repeats, shapes, " ".join(arguments))
+        profile_formulations(
+            batch, repeats, shapes, " ".join(arguments), write=not args.quick
+        )
     if args.only == "gradients" or (
         args.only is None and keras.backend.backend() == "tensorflow"
     ):
