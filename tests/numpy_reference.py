@@ -45,6 +45,35 @@ def relative_embeddings_adjoint(embedding_gradients, table_shape, spatial_shape)
     return gradient
 
 
+def position_lambdas_and_adjoint(table, values, spatial_shape, upstream):
+    """Position lambdas of a relative table and their vector-Jacobian product.
+
+    lambda[b, n, k, v] = sum_{m, u} E[n, m, k, u] V[b, m, v, u] (Eq. 4),
+    with E from `relative_embeddings`, so with the upstream gradient
+    W[b, n, k, v] the values receive sum_{n, k} E[n, m, k, u] W[b, n, k, v]
+    and each E[n, m] receives sum_{b, v} W[b, n, k, v] V[b, m, v, u],
+    summed into the table by `relative_embeddings_adjoint`.
+
+    Args:
+        table: (*T, k, u).
+        values: (b, m, v, u).
+        spatial_shape: (L,) or (H, W) with L or H * W = m.
+        upstream: (b, n, k, v).
+
+    Returns:
+        (lambdas (b, n, k, v), values gradient (b, m, v, u), table gradient
+        (*T, k, u)).
+    """
+    embeddings = relative_embeddings(table, spatial_shape)
+    lambdas = np.einsum("nmku,bmvu->bnkv", embeddings, values)
+    values_gradient = np.einsum("nmku,bnkv->bmvu", embeddings, upstream)
+    embedding_gradients = np.einsum("bnkv,bmvu->nmku", upstream, values)
+    table_gradient = relative_embeddings_adjoint(
+        embedding_gradients, table.shape, spatial_shape
+    )
+    return lambdas, values_gradient, table_gradient
+
+
 def normalize(keys, normalization):
     """Normalises (m, k, u) keys over the context positions m."""
     if normalization == "softmax":

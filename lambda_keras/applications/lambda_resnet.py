@@ -164,7 +164,9 @@ def LambdaResNet(  # noqa: N802 (keras.applications naming)
         use_position: position lambdas on (Table 8).
         shared_embeddings: one position embedding shared by all lambda
             layers (Table 4).
-        implementation: the lambda layers' "auto", "einsum" or "conv".
+        implementation: the lambda layers' "auto", "einsum", "conv" or a
+            formulation of the lambda convolution ("conv3d", "conv2d",
+            "depthwise"; see `LambdaLayer`).
         se_ratio: squeeze-and-excitation hidden units as a fraction of the
             block's output channels, in the hybrid architecture's stages
             without lambda layers (paper: 1/4); 0 or None to disable.

@@ -14,7 +14,7 @@ the captured mean and variance of Keras' `Normalization` layer into extra
 graph inputs, and the TFLite converter keeps Keras variables as resource
 variables (`READ_VARIABLE`). Both converters accept every op of the
 LambdaResNets with their builtin op sets (no `SELECT_TF_OPS`, no custom ONNX
-ops), for the einsum and the lambda-convolution (Conv3D) implementations.
+ops), for the einsum and the lambda-convolution implementations.
 """
 
 import os

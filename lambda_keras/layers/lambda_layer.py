@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from lambda_keras.layers.relative_position_embedding import RelativePositionEmbedding
+from lambda_keras.ops import CONV_FORMULATIONS
 from lambda_keras.ops import KEY_NORMALIZATIONS
 from lambda_keras.ops import lambda_interaction
 from lambda_keras.ops import position_method
@@ -70,7 +71,12 @@ class LambdaLayer(keras.layers.Layer):
             multiply-adds, or when the input size is unknown. Each call
             picks its method from its input size with
             `lambda_keras.ops.position_method`. The paper switches above
-            85^2 positions on TPUs. All give the same result.
+            85^2 positions on TPUs. "auto" and "conv" compute the
+            convolution in the formulation that
+            `lambda_keras.ops.CONV_FORMULATION_TABLE` names for the
+            backend and platform; "conv3d", "conv2d" or "depthwise" force
+            one (see `lambda_keras.ops.lambda_convolution`). All give the
+            same result from the same weights.
         causal: if True, output n only depends on input positions <= n
             (raster order for images), for content and position lambdas,
             with keys normalised over the visible context. Batch
@@ -340,6 +346,12 @@ class LambdaLayer(keras.layers.Layer):
             key_normalization=self.key_normalization,
             position_bias=self.position_bias if self.use_position_bias else None,
             position_method=method,
+            # None: the cost table's formulation.
+            convolution_formulation=(
+                self.implementation
+                if self.implementation in CONV_FORMULATIONS
+                else None
+            ),
         )
         outputs = ops.reshape(
             ops.cast(outputs, self.compute_dtype),

@@ -12,8 +12,12 @@ import math
 
 from keras import ops
 
+from lambda_keras.ops.costs import CONV_FORMULATIONS
 from lambda_keras.ops.costs import POSITION_METHODS
+from lambda_keras.ops.costs import conv_formulation
 from lambda_keras.ops.costs import position_contraction_order
+from lambda_keras.ops.costs import uses_custom_gradients
+from lambda_keras.ops.costs import validate_formulation
 from lambda_keras.ops.relative_positions import causal_kernel_mask
 from lambda_keras.ops.relative_positions import causal_mask
 from lambda_keras.ops.relative_positions import relative_position_embeddings
@@ -186,7 +190,7 @@ def _queries_first_outputs(queries, embeddings, values):
     return ops.einsum("bnhmu,bmvu->bnhv", weights, values)
 
 
-def _convolution_outputs(queries, table, values, spatial_shape, causal):
+def _convolution_outputs(queries, table, values, spatial_shape, causal, formulation):
     """The position outputs by the lambda convolution of a local table."""
     if causal:
         rank = len(table.shape) - 2
@@ -194,79 +198,128 @@ def _convolution_outputs(queries, table, values, spatial_shape, causal):
         table = table * ops.cast(kernel_mask, table.dtype)[..., None, None]
     shape = ops.shape(values)
     grid = ops.reshape(values, (shape[0],) + tuple(spatial_shape) + tuple(shape[2:]))
-    return apply_lambda(queries, lambda_convolution(grid, table))
+    return apply_lambda(queries, lambda_convolution(grid, table, formulation))
 
 
-def lambda_convolution(values, kernel):
+def lambda_convolution(values, kernel, formulation=None):
     """Local position lambdas by the lambda convolution (Eq. 3).
 
-    The value depth `v` is treated as an extra spatial dimension and the
-    intra-depth `u` as the channels: a (r[, r], 1) convolution maps u
-    channels to k channels. Zero padding makes it equal to masking the
-    position embeddings outside the local scope.
+    `lambda[b, s, k, v] = sum_{d, u} kernel[c + d, k, u] values[b, s + d, v, u]`
+    over the offsets d of the local scope, zero outside the input: equal
+    to masking the position embeddings outside the scope. Three
+    formulations compute it, with the same result and the same kernel:
 
-    Its gradients are computed by two convolutions of the same size as the
-    forward one (`_lambda_convolution_gradients`) rather than by the
-    backends' generic convolution gradients, whose gradient with respect
-    to a one-channel input is several times slower on CPUs
-    (`python -m benchmarks.lambda_conv_profile`).
+    - "conv3d": the value depth `v` as an extra spatial axis with a 1-tap
+      kernel and `u` as the channels, a (r[, r], 1) convolution of u
+      channels into k (a Conv3D for images);
+    - "conv2d": the value depth folded into the batch, a (r[, r])
+      convolution of the (b v, *S, u) values into k channels (a Conv2D
+      for images, a Conv1D for sequences);
+    - "depthwise": a depthwise (r[, r]) convolution of the v u channels
+      with channel multiplier k, summed over u.
+
+    Each formulation runs with the gradients that measured faster for it
+    on this backend and platform (`lambda_keras.ops.CUSTOM_GRADIENT_TABLE`):
+    the custom ones of `_lambda_convolution_gradients` (two convolutions
+    of the forward's size) or the backend's own.
 
     Args:
         values: (b, L, v, u) for sequences or (b, H, W, v, u) for images.
         kernel: relative position embeddings (r, k, u) or (r, r, k, u) with
             odd r; `kernel[c + d]` (c = r // 2) weighs the context element
             at offset d from the query.
+        formulation: one of `CONV_FORMULATIONS`, or None for the one the
+            cost table names for this backend and platform
+            (`lambda_keras.ops.conv_formulation`).
 
     Returns:
         (b, n, k, v) with n = L or H * W.
     """
+    formulation = validate_formulation(
+        conv_formulation() if formulation is None else formulation
+    )
     values, kernel = ops.convert_to_tensor(values), ops.convert_to_tensor(kernel)
-    lambdas = _lambda_convolution(values, kernel)
+    if uses_custom_gradients(formulation):
+        return _CUSTOM_GRADIENT_CONVOLUTIONS[formulation](values, kernel)
+    return _convolve(values, kernel, formulation)
+
+
+def _convolve(values, kernel, formulation):
+    """(b, *S, v, u) values, (*r, k, u) kernel -> (b, n, k, v) lambdas.
+
+    The lambda convolution by `formulation`, with the backend's gradients.
+    """
+    rank = len(kernel.shape) - 2
     shape = ops.shape(values)
-    batch, positions, value_depth = shape[0], math.prod(shape[1:-2]), shape[-2]
-    key_depth = ops.shape(kernel)[-2]
-    # Every size given: a -1 is ambiguous for an empty batch (JAX, PyTorch).
-    lambdas = ops.reshape(lambdas, (batch, positions, value_depth, key_depth))
+    batch, spatial, value_depth = shape[0], tuple(shape[1:-2]), shape[-2]
+    positions = math.prod(spatial)
+    key_depth, intra_depth = kernel.shape[-2:]
+    # Every reshape gives every size: a -1 is ambiguous for an empty batch
+    # (JAX, PyTorch).
+    # (*r, k, u) -> (*r, u, k): spatial taps, in, out.
+    taps = ops.transpose(kernel, tuple(range(rank)) + (rank + 1, rank))
+    if formulation == "conv3d":
+        # A 1-tap v axis, (*r, 1, u, k): (b, *S, v, u) -> (b, *S, v, k).
+        lambdas = ops.conv(values, ops.expand_dims(taps, rank), padding="same")
+        lambdas = ops.reshape(lambdas, (batch, positions, value_depth, key_depth))
+        return ops.transpose(lambdas, (0, 1, 3, 2))
+    if formulation == "conv2d":
+        # (b, *S, v, u) -> (b, v, *S, u) -> (b v, *S, u)
+        folded = ops.transpose(
+            values, (0, rank + 1) + tuple(range(1, rank + 1)) + (rank + 2,)
+        )
+        folded = ops.reshape(folded, (batch * value_depth,) + spatial + (intra_depth,))
+        lambdas = ops.conv(folded, taps, padding="same")  # (b v, *S, k)
+        lambdas = ops.reshape(lambdas, (batch, value_depth, positions, key_depth))
+        return ops.transpose(lambdas, (0, 2, 3, 1))
+    # depthwise: channels (v, u), each with the k outputs of its u column
+    # of the kernel: (*r, u, k) tiled to (*r, v u, k).
+    channels = ops.reshape(values, (batch,) + spatial + (value_depth * intra_depth,))
+    depthwise_kernel = ops.reshape(
+        ops.tile(ops.expand_dims(taps, rank), (1,) * rank + (value_depth, 1, 1)),
+        (kernel.shape[0],) * rank + (-1, key_depth),
+    )
+    lambdas = ops.depthwise_conv(channels, depthwise_kernel, padding="same")
+    # (b, *S, v u k) -> (b, n, v, u, k), summed over u.
+    lambdas = ops.reshape(
+        lambdas, (batch, positions, value_depth, intra_depth, key_depth)
+    )
+    lambdas = ops.sum(lambdas, axis=3)
     return ops.transpose(lambdas, (0, 1, 3, 2))
 
 
-def _convolve(values, kernel):
-    """(b, *S, v, u) values, (*r, k, u) kernel -> (b, *S, v, k) lambdas."""
-    rank = len(kernel.shape) - 2
-    # (*r, k, u) -> (*r, 1, u, k): spatial taps, a 1-tap v axis, in, out.
-    conv_kernel = ops.expand_dims(
-        ops.transpose(kernel, tuple(range(rank)) + (rank + 1, rank)), rank
-    )
-    return ops.conv(
-        values, conv_kernel, strides=1, padding="same", data_format="channels_last"
-    )
+def _custom_gradient_convolution(formulation):
+    """`_convolve` by `formulation`, with `_lambda_convolution_gradients`."""
 
+    @ops.custom_gradient
+    def convolution(values, kernel):
+        def gradients(*args, upstream=None):
+            # TensorFlow and JAX pass the upstream gradient positionally,
+            # PyTorch as a keyword after the inputs.
+            if upstream is None:
+                (upstream,) = args
+            return _lambda_convolution_gradients(values, kernel, upstream)
 
-@ops.custom_gradient
-def _lambda_convolution(values, kernel):
-    """`_convolve` with the gradients of `_lambda_convolution_gradients`."""
+        return _convolve(values, kernel, formulation), gradients
 
-    def gradients(*args, upstream=None):
-        # TensorFlow and JAX pass the upstream gradient positionally,
-        # PyTorch as a keyword after the inputs.
-        if upstream is None:
-            (upstream,) = args
-        return _lambda_convolution_gradients(values, kernel, upstream)
-
-    return _convolve(values, kernel), gradients
+    return convolution
 
 
 def _lambda_convolution_gradients(values, kernel, upstream):
-    """Gradients of `_convolve` with respect to its values and kernel.
+    """Gradients of the lambda convolution w.r.t. its values and kernel.
 
-    With G = upstream (b, *S, v, k) and c = r // 2:
+    With G = upstream (b, n, k, v), seen as (b, *S, k, v), and c = r // 2:
 
-    - values: dV[s, v, u] = sum_{d, k} kernel[c + d, k, u] G[s - d, v, k], a
-      depthwise convolution of the v k channels of G with the flipped
+    - values: dV[s, v, u] = sum_{d, k} kernel[c + d, k, u] G[s - d, k, v], a
+      depthwise convolution of the k v channels of G with the flipped
       kernel, summed over k;
-    - kernel: dR[c + d, k, u] = sum_{b, s, v} G[b, s, v, k] V[b, s + d, v, u],
+    - kernel: dR[c + d, k, u] = sum_{b, s, v} G[b, s, k, v] V[b, s + d, v, u],
       a "valid" convolution of the zero-padded values, with the b v pairs
       as channels and u as the batch, by G as the (*S, b v, k) kernel.
+
+    Both are convolutions of the forward's size; the backends' generic
+    gradient of a convolution with respect to a one-channel input is
+    several times slower on CPUs (`python -m benchmarks.lambda_conv_profile`).
 
     Returns:
         (values gradient (b, *S, v, u), kernel gradient (*r, k, u)).
@@ -287,20 +340,24 @@ def _lambda_convolution_gradients(values, kernel, upstream):
     flipped = kernel
     for axis in range(rank):
         flipped = ops.flip(flipped, axis)
+    # (*r, k, u) -> (*r, k, v, u) -> (*r, k v, u): channel (k, v) of G
+    # weighed by flipped[..., k, :].
     depthwise_kernel = ops.reshape(
-        ops.tile(ops.expand_dims(flipped, rank), (1,) * rank + (value_depth, 1, 1)),
-        (scope,) * rank + (value_depth * key_depth, intra_depth),
+        ops.tile(
+            ops.expand_dims(flipped, rank + 1), (1,) * (rank + 1) + (value_depth, 1)
+        ),
+        (scope,) * rank + (key_depth * value_depth, intra_depth),
     )
-    channels = ops.reshape(upstream, (batch,) + spatial + (value_depth * key_depth,))
+    channels = ops.reshape(upstream, (batch,) + spatial + (key_depth * value_depth,))
     values_gradient = ops.depthwise_conv(
         channels, depthwise_kernel, strides=1, padding="same"
     )
     values_gradient = ops.sum(
         ops.reshape(
             values_gradient,
-            (batch,) + spatial + (value_depth, key_depth, intra_depth),
+            (batch,) + spatial + (key_depth, value_depth, intra_depth),
         ),
-        axis=rank + 2,
+        axis=rank + 1,
     )
 
     if isinstance(batch, int) and batch == 0:
@@ -314,15 +371,20 @@ def _lambda_convolution_gradients(values, kernel, upstream):
     padded = ops.reshape(
         padded, (intra_depth,) + tuple(ops.shape(padded)[1 : rank + 1]) + (-1,)
     )
-    # (b, *S, v, k) -> (*S, b, v, k) -> (*S, b v, k)
+    # (b, n, k, v) -> (n, b, v, k) -> (*S, b v, k)
     upstream_kernel = ops.reshape(
-        ops.transpose(upstream, spatial_axes + (0, rank + 1, rank + 2)),
-        spatial + (-1, key_depth),
+        ops.transpose(upstream, (1, 0, 3, 2)), spatial + (-1, key_depth)
     )
     kernel_gradient = ops.conv(padded, upstream_kernel, strides=1, padding="valid")
     # (u, *r, k) -> (*r, k, u)
     kernel_gradient = ops.transpose(kernel_gradient, spatial_axes + (rank + 1, 0))
     return values_gradient, kernel_gradient
+
+
+_CUSTOM_GRADIENT_CONVOLUTIONS = {
+    formulation: _custom_gradient_convolution(formulation)
+    for formulation in CONV_FORMULATIONS
+}
 
 
 def apply_lambda(queries, lambdas):
@@ -362,6 +424,7 @@ def lambda_interaction(
     key_normalization="none",
     position_bias=None,
     position_method=None,
+    convolution_formulation=None,
 ):
     """The multi-query lambda interaction of Eq. 4 (Eq. 5 with a mask).
 
@@ -396,6 +459,9 @@ def lambda_interaction(
             "lambdas_first", or "convolution" (needs a local `table` and no
             `mask`; `causal` masks its kernel). Defaults to the einsum in
             the order of `position_contraction_order`.
+        convolution_formulation: with `position_method="convolution"`, one
+            of `CONV_FORMULATIONS`, or None for the cost table's
+            (`lambda_keras.ops.conv_formulation`); see `lambda_convolution`.
 
     Returns:
         (b, n, h, v).
@@ -442,7 +508,12 @@ def lambda_interaction(
     if positional:
         if position_method == "convolution":
             position_outputs = _convolution_outputs(
-                queries, ops.convert_to_tensor(table), values, spatial_shape, causal
+                queries,
+                ops.convert_to_tensor(table),
+                values,
+                spatial_shape,
+                causal,
+                convolution_formulation,
             )
         elif position_method == "lambdas_first":
             lambdas = position_lambdas(

@@ -11,8 +11,15 @@ from export_helpers import small_model
 
 from lambda_keras.export import export_onnx
 from lambda_keras.export import export_tflite
+from lambda_keras.ops import conv_formulation
 
 IMPLEMENTATIONS = ("einsum", "conv")
+# The TFLite op of each formulation of the lambda convolution.
+TFLITE_OPS = {
+    "conv3d": "CONV_3D",
+    "conv2d": "CONV_2D",
+    "depthwise": "DEPTHWISE_CONV_2D",
+}
 
 
 @pytest.fixture(scope="module", params=IMPLEMENTATIONS)
@@ -64,7 +71,9 @@ def test_tflite_float32_parity(reference, tmp_path):
     ops = {op["op_name"] for op in interpreter._get_ops_details()}
     assert not any(op.startswith("Flex") for op in ops)
     if implementation == "conv":
-        assert "CONV_3D" in ops  # the lambda convolution
+        # The lambda convolution, in the formulation of TensorFlow's CPU row.
+        formulation = conv_formulation("tensorflow", "cpu")
+        assert TFLITE_OPS[formulation] in ops
 
 
 @pytest.mark.slow

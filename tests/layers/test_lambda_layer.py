@@ -12,6 +12,7 @@ from keras import ops
 
 from lambda_keras.layers import LambdaLayer
 from lambda_keras.layers import RelativePositionEmbedding
+from lambda_keras.ops import CONV_FORMULATIONS
 
 RNG = np.random.default_rng(0)
 TOLERANCE = {"rtol": 1e-4, "atol": 1e-4}
@@ -129,11 +130,18 @@ def test_context_mask_matches_reference(causal):
         ((1, 9, 8, 8), dict(scope=5, causal=True)),
     ],
 )
-def test_einsum_and_conv_implementations_agree(shape, kwargs):
+@pytest.mark.parametrize("implementation", CONV_FORMULATIONS)
+def test_einsum_and_conv_implementations_agree(shape, kwargs, implementation):
     inputs = random(*shape)
     einsum = built_layer(inputs, dim_k=4, implementation="einsum", **kwargs)
-    conv = LambdaLayer(dim_k=4, implementation="conv", **kwargs)
+    conv = LambdaLayer(dim_k=4, implementation=implementation, **kwargs)
     conv.build(inputs.shape)
+
+    # The same weights, in name and shape, whatever the formulation.
+    def layout(layer):
+        return [(w.path.split("/", 1)[1], w.shape) for w in layer.weights]
+
+    assert layout(conv) == layout(einsum)
     conv.set_weights(einsum.get_weights())
 
     np.testing.assert_allclose(run(conv, inputs), run(einsum, inputs), **TOLERANCE)
@@ -368,6 +376,15 @@ def test_keras_save_and_load_round_trip(tmp_path):
     assert (layer.dim_u, layer.implementation, layer.strides) == (2, "conv", 2)
 
 
+@pytest.mark.parametrize("implementation", ["auto", "conv", *CONV_FORMULATIONS])
+def test_config_keeps_the_implementation(implementation):
+    layer = LambdaLayer(scope=3, dim_k=4, implementation=implementation)
+    config = layer.get_config()
+
+    assert config["implementation"] == implementation
+    assert LambdaLayer.from_config(config).implementation == implementation
+
+
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 @pytest.mark.parametrize(
     "kwargs", [dict(scope=None), dict(scope=5, implementation="conv")]
@@ -403,6 +420,10 @@ def test_mixed_precision_stays_finite_on_large_inputs(policy, kwargs):
         (dict(dim_u=-1), "dim_u=-1"),
         (dict(implementation="fft"), "implementation='fft'"),
         (dict(implementation="conv", scope=None), "implementation='conv', scope=None"),
+        (
+            dict(implementation="conv2d", scope=None),
+            "implementation='conv2d', scope=None",
+        ),
         (dict(key_normalization="cosine"), "key_normalization='cosine'"),
         (dict(use_content=False, use_position=False), "use_position=False"),
         (dict(strides=3), "strides=3"),

@@ -1,11 +1,12 @@
 """lambda_keras.ops against the naive numpy reference of Eq. 1-5."""
 
-import keras
 import numpy as np
 import numpy_reference
 import pytest
+from backend_gradients import value_and_gradients
 from keras import ops
 
+from lambda_keras.ops import CONV_FORMULATIONS
 from lambda_keras.ops import causal_kernel_mask
 from lambda_keras.ops import causal_mask
 from lambda_keras.ops import content_lambda
@@ -177,16 +178,19 @@ def test_relative_position_embeddings_match_reference(
     np.testing.assert_allclose(ops.convert_to_numpy(embeddings), expected, **TOLERANCE)
 
 
+@pytest.mark.parametrize("formulation", CONV_FORMULATIONS)
 @pytest.mark.parametrize("spatial_shape", [(11,), (6, 7)])
 @pytest.mark.parametrize("dim_u", [1, 4])
 @pytest.mark.parametrize("scope", [3, 5])
-def test_lambda_convolution_equals_masked_einsum(spatial_shape, dim_u, scope):
+def test_lambda_convolution_equals_masked_einsum(
+    spatial_shape, dim_u, scope, formulation
+):
     batch, dim_k, dim_v = 2, 4, 3
     table = random(*(scope,) * len(spatial_shape), dim_k, dim_u)
     values = random(batch, *spatial_shape, dim_v, dim_u)
     length = int(np.prod(spatial_shape))
 
-    convolved = lambda_convolution(values, table)
+    convolved = lambda_convolution(values, table, formulation)
 
     embeddings = numpy_reference.relative_embeddings(table, spatial_shape)
     flat_values = values.reshape(batch, length, dim_v, dim_u)
@@ -225,58 +229,28 @@ def test_position_lambdas_match_reference(
     np.testing.assert_allclose(ops.convert_to_numpy(lambdas), expected, **TOLERANCE)
 
 
-def value_and_gradients(function, *inputs):
-    """function(*inputs) and the gradients of sum(function(*inputs))."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        tensors = [tf.constant(x) for x in inputs]
-        with tf.GradientTape() as tape:
-            tape.watch(tensors)
-            outputs = function(*tensors)
-            loss = tf.reduce_sum(outputs)
-        gradients = tape.gradient(loss, tensors)
-    elif backend == "jax":
-        import jax
-
-        outputs = function(*inputs)
-        gradients = jax.grad(
-            lambda *x: function(*x).sum(), argnums=tuple(range(len(inputs)))
-        )(*inputs)
-    else:
-        import torch
-
-        tensors = [torch.tensor(x, requires_grad=True) for x in inputs]
-        outputs = function(*tensors)
-        outputs.sum().backward()
-        gradients = [t.grad for t in tensors]
-    return ops.convert_to_numpy(outputs), [ops.convert_to_numpy(g) for g in gradients]
-
-
+@pytest.mark.parametrize("formulation", CONV_FORMULATIONS)
 @pytest.mark.parametrize("spatial_shape", [(11,), (6, 7)])
 @pytest.mark.parametrize("dim_u", [1, 3])
 @pytest.mark.parametrize("scope", [3, 5])
-def test_lambda_convolution_gradients_match_reference(spatial_shape, dim_u, scope):
+def test_lambda_convolution_gradients_match_reference(
+    spatial_shape, dim_u, scope, formulation
+):
     batch, dim_k, dim_v = 2, 4, 3
     table = random(*(scope,) * len(spatial_shape), dim_k, dim_u)
     values = random(batch, *spatial_shape, dim_v, dim_u)
     upstream = random(batch, int(np.prod(spatial_shape)), dim_k, dim_v)
 
     _, (values_gradient, table_gradient) = value_and_gradients(
-        lambda v, t: lambda_convolution(v, t) * ops.convert_to_tensor(upstream),
+        lambda v, t: (
+            lambda_convolution(v, t, formulation) * ops.convert_to_tensor(upstream)
+        ),
         values,
         table,
     )
 
-    # lambda[b, n, k, v] = sum_{m, u} E[n, m, k, u] V[b, m, v, u], so with
-    # the upstream gradient W[b, n, k, v]:
-    embeddings = numpy_reference.relative_embeddings(table, spatial_shape)
-    flat_values = values.reshape(batch, -1, dim_v, dim_u)
-    expected_values = np.einsum("nmku,bnkv->bmvu", embeddings, upstream)
-    embedding_gradients = np.einsum("bnkv,bmvu->nmku", upstream, flat_values)
-    expected_table = numpy_reference.relative_embeddings_adjoint(
-        embedding_gradients, table.shape, spatial_shape
+    _, expected_values, expected_table = numpy_reference.position_lambdas_and_adjoint(
+        table, values.reshape(batch, -1, dim_v, dim_u), spatial_shape, upstream
     )
     np.testing.assert_allclose(
         values_gradient, expected_values.reshape(values.shape), **TOLERANCE
