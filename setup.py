@@ -32,6 +32,9 @@ EXTRAS["test"] = [
     *EXTRAS["export"],
     *EXTRAS["hub"],
     "pytest>=8",
+    # Two test processes (`-n 2`): most tests are single-threaded tracing,
+    # imports and subprocesses, which overlap on two cores.
+    "pytest-xdist>=3.6",
     "ruff>=0.6",
     # The layer tests also run on the JAX and PyTorch backends.
     "jax>=0.4.30",
