@@ -137,9 +137,9 @@ def measure(name, folder, steps, rounds):
         "steps_per_epoch_timed": steps,
         "rounds": rounds,
         "first_pass_seconds": round(first_pass, 1),
-        "pipeline_alone_images_per_second": round(alone, 1),
-        "fixed_batch_images_per_second": round(fixed_rate, 1),
-        "pipeline_images_per_second": round(pipeline_rate, 1),
+        "pipeline_alone_images_per_second": round(alone, 2),
+        "fixed_batch_images_per_second": round(fixed_rate, 2),
+        "pipeline_images_per_second": round(pipeline_rate, 2),
         "overhead": round(1 - pipeline_rate / fixed_rate, 3),
     }
 

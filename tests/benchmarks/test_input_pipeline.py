@@ -34,4 +34,5 @@ def test_measure_reports_both_rates_and_their_overhead(tiny_folder, monkeypatch)
     expected = 1 - (
         result["pipeline_images_per_second"] / result["fixed_batch_images_per_second"]
     )
-    assert result["overhead"] == pytest.approx(expected, abs=0.002)
+    # The figures are rounded to 0.01 images/s and the overhead to 0.001.
+    assert result["overhead"] == pytest.approx(expected, abs=0.01)
