@@ -119,7 +119,7 @@ def measure(name, folder, steps, rounds):
     model = trainer.build_model(
         model_name, source.num_classes, image_size, recipe=recipe
     )
-    optimizer = trainer._optimizer(recipe, batch_size, steps, model)
+    optimizer = trainer.make_optimizer(recipe, batch_size, steps, model)
     trainer.compile_model(model, optimizer, recipe.label_smoothing)
     rates = {"pipeline": [], "fixed batch": []}
     for _ in range(rounds):

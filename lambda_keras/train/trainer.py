@@ -347,7 +347,11 @@ def _configure_batch_norm(model, momentum, synchronized):
             layer.synchronized = synchronized
 
 
-def _optimizer(recipe, batch_size, steps_per_epoch, model):
+def make_optimizer(recipe, batch_size, steps_per_epoch, model):
+    """The recipe's SGD: linear warm-up to base rate x batch / 256, cosine
+    decay over the run, decoupled weight decay of kernels and embeddings
+    only, and EMA when the recipe has it (`lambda-keras train`'s optimizer,
+    also used by `benchmarks.input_pipeline`)."""
     peak = recipe.base_learning_rate * batch_size / 256
     total_steps = max(1, recipe.epochs * steps_per_epoch)
     warmup_steps = min(total_steps - 1, int(recipe.warmup_epochs * steps_per_epoch))
@@ -613,7 +617,7 @@ def _train(config, argv, recipe, strategy, device, message, started):
             **config.model_options,
         )
         _configure_batch_norm(model, recipe.bn_momentum, config.sync_batch_norm)
-        optimizer = _optimizer(recipe, config.batch_size, steps_per_epoch, model)
+        optimizer = make_optimizer(recipe, config.batch_size, steps_per_epoch, model)
         compile_model(model, optimizer, recipe.label_smoothing, config.jit_compile)
 
     callbacks = epoch_callbacks(model_dir, backup, recipe.ema_momentum > 0, is_chief)

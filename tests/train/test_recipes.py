@@ -8,7 +8,7 @@ import pytest
 
 from lambda_keras.train.recipes import RECIPES
 from lambda_keras.train.trainer import TrainConfig
-from lambda_keras.train.trainer import _optimizer
+from lambda_keras.train.trainer import make_optimizer
 from lambda_keras.train.trainer import resolve_recipe
 
 
@@ -61,7 +61,7 @@ def _small_model():
 
 def test_warmup_then_cosine_schedule():
     recipe = RECIPES["paper90"].override(epochs=10, warmup_epochs=2)
-    optimizer = _optimizer(
+    optimizer = make_optimizer(
         recipe, batch_size=512, steps_per_epoch=100, model=_small_model()
     )
     schedule = optimizer._learning_rate
@@ -82,7 +82,7 @@ def test_weight_decay_spares_batch_norm_and_biases():
     recipe = RECIPES["paper90"].override(
         weight_decay=0.1, warmup_epochs=0, momentum=0.0, ema_momentum=0.0
     )
-    optimizer = _optimizer(recipe, batch_size=256, steps_per_epoch=10, model=model)
+    optimizer = make_optimizer(recipe, batch_size=256, steps_per_epoch=10, model=model)
     variables = model.trainable_variables
     for variable in variables:
         variable.assign(np.ones(variable.shape, "float32"))
