@@ -6,7 +6,8 @@
     python -m benchmarks.run_all --render-only     # README from existing JSON
 
 Each benchmark runs as `python -m benchmarks.NAME` in a subprocess, one after
-the other, and writes benchmarks/results/*.json with `write_report`. A
+the other (once per backend for those of `PER_BACKEND`, with KERAS_BACKEND
+set), and writes benchmarks/results/*.json with `write_report`. A
 report's "title", "command", "machine", "markdown" (the tables it printed)
 and optional "plots" (PNG paths relative to benchmarks/) make its section of
 the README; a benchmark without results simply has no section.
@@ -14,6 +15,7 @@ the README; a benchmark without results simply has no section.
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -36,6 +38,8 @@ BENCHMARKS = (
     "lambda_vs_conv",
     "model_memory",
 )
+# Benchmarks that measure the backend they run on: run once per backend.
+PER_BACKEND = {"lambda_conv_profile": ("tensorflow", "jax", "torch")}
 README = BENCHMARKS_DIRECTORY / "README.md"
 
 
@@ -44,18 +48,31 @@ def available(names=BENCHMARKS):
     return [name for name in names if (BENCHMARKS_DIRECTORY / f"{name}.py").exists()]
 
 
+def invocations(names):
+    """(label, KERAS_BACKEND or None) for each run of the benchmarks `names`."""
+    return [
+        (f"{name} ({backend})" if backend else name, name, backend)
+        for name in names
+        for backend in PER_BACKEND.get(name, (None,))
+    ]
+
+
 def run(names, quick=False):
-    """Runs each benchmark as a subprocess; returns name -> (exit code, s)."""
+    """Runs each benchmark as a subprocess; returns label -> (exit code, s)."""
     outcomes = {}
-    for name in names:
+    for label, name, backend in invocations(names):
         command = [sys.executable, "-m", f"benchmarks.{name}"]
         if quick:
             command.append("--quick")
-        print(f"$ {' '.join(command[1:])}", flush=True)
+        environment = dict(os.environ)
+        if backend:
+            environment["KERAS_BACKEND"] = backend
+        prefix = f"KERAS_BACKEND={backend} " if backend else ""
+        print(f"$ {prefix}{' '.join(command[1:])}", flush=True)
         start = time.perf_counter()
-        code = subprocess.call(command, cwd=REPOSITORY)
-        outcomes[name] = (code, time.perf_counter() - start)
-        print(f"{name}: exit {code}, {outcomes[name][1]:.0f} s\n", flush=True)
+        code = subprocess.call(command, cwd=REPOSITORY, env=environment)
+        outcomes[label] = (code, time.perf_counter() - start)
+        print(f"{label}: exit {code}, {outcomes[label][1]:.0f} s\n", flush=True)
     return outcomes
 
 
@@ -179,7 +196,7 @@ def main(argv=None):
         outcomes = run(names, quick=args.quick)
         failed = [name for name, (code, _) in outcomes.items() if code != 0]
         for name, (code, seconds) in outcomes.items():
-            print(f"{name:28s} exit {code}  {seconds:6.0f} s")
+            print(f"{name:34s} exit {code}  {seconds:6.0f} s")
     write_readme()
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
