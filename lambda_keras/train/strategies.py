@@ -25,17 +25,33 @@ class _NoStrategy:
         return contextlib.nullcontext()
 
 
-def tpu_reachable(tpu=None):
-    """Whether a TPU may be reached without probing the network: a name or
-    address given, Colab's or Cloud's TPU variables set, or TPU VM devices
-    (/dev/accel*, /dev/vfio) present."""
-    return bool(
-        tpu
-        or os.environ.get("TPU_NAME")
-        or os.environ.get("COLAB_TPU_ADDR")
-        or glob.glob("/dev/accel*")
-        or glob.glob("/dev/vfio/[0-9]*")
-    )
+def find_tpu(tpu=None):
+    """Where a TPU is, without probing the network.
+
+    Args:
+        tpu: `--tpu`: a TPU name or grpc:// address, or None.
+
+    Returns:
+        `(resolver_tpu, found)`: the `tpu` argument for `TPUClusterResolver`
+        and what said there is a TPU (a flag, a variable or device files),
+        or `(None, None)` when nothing does.
+    """
+    if tpu:
+        return tpu, f"--tpu={tpu}"
+    if os.environ.get("TPU_NAME"):
+        # TPUClusterResolver(tpu=None) reads TPU_NAME itself (Cloud route).
+        return None, f"TPU_NAME={os.environ['TPU_NAME']}"
+    if os.environ.get("COLAB_TPU_ADDR"):
+        # The legacy Colab TPU node, a worker reached over gRPC.
+        address = os.environ["COLAB_TPU_ADDR"]
+        return f"grpc://{address}", f"COLAB_TPU_ADDR={address}"
+    devices = sorted(glob.glob("/dev/accel*") + glob.glob("/dev/vfio/[0-9]*"))
+    if devices:
+        # Chips attached to this VM (Colab's TPU runtime, Cloud TPU VMs).
+        # TPUClusterResolver's docstring: "local" is for a TPU directly
+        # connected to the VM; tpu=None would take the Cloud TPU client route.
+        return "local", ", ".join(devices)
+    return None, None
 
 
 def select_strategy(name="auto", tpu=None):
@@ -47,7 +63,7 @@ def select_strategy(name="auto", tpu=None):
             "multiworker" (MultiWorkerMirroredStrategy from `TF_CONFIG`) or
             "one_device".
         tpu: TPU name or grpc:// address for "tpu" and "auto" (Colab and TPU
-            VMs need none).
+            VMs need none: their chips are found as devices, see `find_tpu`).
 
     Returns:
         `(strategy, device, message)`: the strategy (with `scope()` and
@@ -56,8 +72,9 @@ def select_strategy(name="auto", tpu=None):
 
     Raises:
         ValueError: an unknown name, a TF-only strategy on another backend,
-            or "multiworker" without `TF_CONFIG`.
-        RuntimeError: "tpu" when no TPU can be reached.
+            "multiworker" without `TF_CONFIG`, or a TPU that is named or
+            found but cannot be initialised ("auto" too stops then, rather
+            than train on the CPU).
     """
     if name not in STRATEGIES:
         raise ValueError(f"--strategy must be one of {STRATEGIES}. Received: {name!r}")
@@ -78,27 +95,37 @@ def select_strategy(name="auto", tpu=None):
 
     import tensorflow as tf
 
-    if name == "tpu" or (name == "auto" and tpu_reachable(tpu)):
+    resolver_tpu, found = find_tpu(tpu)
+    if name == "tpu" or (name == "auto" and found):
         try:
-            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+                tpu=resolver_tpu
+            )
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
             strategy = tf.distribute.TPUStrategy(resolver)
-        except (ValueError, RuntimeError, tf.errors.OpError) as e:
-            if name == "tpu":
-                raise ValueError(
-                    f"No TPU could be reached ({type(e).__name__}: {e}). "
-                    f"Received: --tpu={tpu!r}"
-                ) from e
-        else:
-            return (
-                strategy,
-                "tpu",
-                (
-                    f"Training on TPU ({strategy.num_replicas_in_sync} cores) with "
-                    "TPUStrategy."
-                ),
+        except (ImportError, ValueError, RuntimeError, tf.errors.OpError) as e:
+            reason = " ".join(f"{type(e).__name__}: {e}".split())
+            what = (
+                f"A TPU is named or attached ({found}) but could not be initialised"
+                if found
+                else "No TPU could be reached"
             )
+            raise ValueError(
+                f"{what} ({reason}). TensorFlow on a TPU VM needs "
+                "TensorFlow's TPU build; the JAX backend "
+                "(KERAS_BACKEND=jax, keras.distribution.DataParallel) is the "
+                "other route, and --strategy one_device trains on the CPU. "
+                f"Received: --strategy={name}, --tpu={tpu!r}"
+            ) from e
+        return (
+            strategy,
+            "tpu",
+            (
+                f"Training on TPU ({strategy.num_replicas_in_sync} cores) with "
+                "TPUStrategy."
+            ),
+        )
     if name == "multiworker":
         if "TF_CONFIG" not in os.environ:
             raise ValueError(
