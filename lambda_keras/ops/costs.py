@@ -30,7 +30,7 @@ POSITION_METHODS = ("queries_first", "lambdas_first", "convolution")
 # in `python -m benchmarks.implementation_crossover`). It is measured, not
 # 1, because the two run their multiply-adds at different rates. The paper
 # switches above 85^2 positions on TPUs (Appendix D).
-CONV_COST_RATIO = 0.5
+CONV_COST_RATIO = 4.8
 
 
 def validate_implementation(implementation, scope):
