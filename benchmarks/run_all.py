@@ -36,6 +36,7 @@ BENCHMARKS = (
     "backends",
     "input_pipeline",
     "lambda_vs_conv",
+    "jit_compile",
     "model_memory",
 )
 # Benchmarks that measure the backend they run on: run once per backend.
