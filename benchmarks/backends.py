@@ -39,6 +39,7 @@ import sys
 from benchmarks.common import interleaved_medians
 from benchmarks.common import markdown_table
 from benchmarks.common import run_worker
+from benchmarks.common import tf_gradient_step
 from benchmarks.common import write_report
 
 # name -> (KERAS_BACKEND, worker mode)
@@ -80,12 +81,7 @@ def _tensorflow_tasks(layer, model, layer_input, model_input, jit_compile):
     def forward(x):
         return layer(x, training=False)
 
-    @tf.function(jit_compile=jit_compile, autograph=False)
-    def forward_backward(x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = tf.reduce_mean(layer(x, training=True))
-        return tape.gradient(loss, [x, *layer.trainable_variables])
+    forward_backward = tf_gradient_step(layer, jit_compile)
 
     @tf.function(jit_compile=jit_compile, autograph=False)
     def inference(x):

@@ -75,6 +75,22 @@ def interleaved_medians(contenders, repeats=10, warmup=2):
     return {name: statistics.median(values) for name, values in timings.items()}
 
 
+def tf_gradient_step(layer, jit_compile=False):
+    """A `tf.function` of `layer`'s (or a model's) training-mode forward and
+    backward pass: `x -> gradients of sum(layer(x))` with respect to `x` and
+    the layer's trainable variables."""
+    import tensorflow as tf
+
+    @tf.function(jit_compile=jit_compile, autograph=False)
+    def forward_backward(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x, training=True))
+        return tape.gradient(loss, [x, *layer.trainable_variables])
+
+    return forward_backward
+
+
 def rss_bytes(pid="self"):
     """Resident set size of a process, from /proc."""
     with open(f"/proc/{pid}/status", encoding="ascii") as status:

@@ -23,7 +23,8 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from benchmarks.common import interleaved_medians  # noqa: E402
-from benchmarks.common import markdown_table  # noqa: E402
+from benchmarks.common import markdown_table
+from benchmarks.common import tf_gradient_step  # noqa: E402
 from benchmarks.common import write_report  # noqa: E402
 
 SIZES = (7, 10, 14, 20, 28, 40, 56)
@@ -52,13 +53,7 @@ def time_implementations(size, scope, channels, repeats):
         def forward(x, layer=layer):
             return layer(x, training=True)
 
-        @tf.function
-        def forward_backward(x, layer=layer):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                loss = tf.reduce_sum(layer(x, training=True))
-            return tape.gradient(loss, [x] + layer.trainable_weights)
-
+        forward_backward = tf_gradient_step(layer)
         steps[implementation, "forward"] = lambda f=forward: f(images).numpy()
         steps[implementation, "forward+backward"] = lambda f=forward_backward: [
             t.numpy() for t in f(images)

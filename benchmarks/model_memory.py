@@ -30,6 +30,7 @@ import sys
 from benchmarks.common import markdown_table
 from benchmarks.common import rss_bytes
 from benchmarks.common import run_worker
+from benchmarks.common import tf_gradient_step
 from benchmarks.common import write_report
 
 CLASSES = 1000
@@ -129,12 +130,7 @@ def layer_worker(what, quick):
     )
     layer.build(inputs.shape)
 
-    @tf.function(jit_compile=jit_compile, autograph=False)
-    def forward_backward(x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = tf.reduce_mean(layer(x, training=True))
-        return tape.gradient(loss, [x, *layer.trainable_variables])
+    forward_backward = tf_gradient_step(layer, jit_compile)
 
     forward_backward.get_concrete_function(inputs)
     before = rss_bytes()

@@ -36,6 +36,7 @@ BENCHMARKS = (
     "backends",
     "input_pipeline",
     "lambda_vs_conv",
+    "lambda_vs_conv_layers",
     "jit_compile",
     "model_memory",
 )

@@ -135,3 +135,14 @@ def test_model_vs_timm_runs_end_to_end():
         == (report["parameters"]["timm_parameters"])
     )
     assert "markdown" in report and report["machine"]["cpus"] >= 1
+
+
+def test_backend_benchmarks_run_once_per_backend():
+    runs = run_all.invocations(["lambda_conv_profile", "models"])
+    assert runs == [
+        ("lambda_conv_profile (tensorflow)", "lambda_conv_profile", "tensorflow"),
+        ("lambda_conv_profile (jax)", "lambda_conv_profile", "jax"),
+        ("lambda_conv_profile (torch)", "lambda_conv_profile", "torch"),
+        ("models", "models", None),
+    ]
+    assert set(run_all.PER_BACKEND) <= set(run_all.BENCHMARKS)
