@@ -49,7 +49,12 @@ def add_train_arguments(parser):
         action="store_true",
         help="batch statistics over all replicas (tensorflow backend)",
     )
-    parser.add_argument("--jit-compile", action="store_true")
+    parser.add_argument(
+        "--jit-compile",
+        action=argparse.BooleanOptionalAction,
+        help="compile the training step (XLA, jax.jit, torch.compile); by "
+        "default chosen per backend and device, and printed at start",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps-per-epoch", type=int)
     parser.add_argument("--validation-steps", type=int)

@@ -40,6 +40,7 @@ from lambda_keras.train.callbacks import remove_temporaries
 from lambda_keras.train.callbacks import save_model_weights
 from lambda_keras.train.callbacks import write_run_file
 from lambda_keras.train.callbacks import write_run_json
+from lambda_keras.train.compilation import choose_jit_compile
 from lambda_keras.train.recipes import RECIPES
 from lambda_keras.train.strategies import select_strategy
 
@@ -137,7 +138,7 @@ class TrainConfig:
     tpu: str | None = None
     mixed_precision: bool = False
     sync_batch_norm: bool = False
-    jit_compile: bool = False
+    jit_compile: bool | None = None
     seed: int = 0
     steps_per_epoch: int | None = None
     validation_steps: int | None = None
@@ -501,8 +502,12 @@ def train(config, argv=None):
     recipe = resolve_recipe(config)
     # First: multi-worker collectives must be set up before any TF op runs.
     strategy, device, message = select_strategy(config.strategy, config.tpu)
+    jit_compile, jit_message = choose_jit_compile(
+        config.jit_compile, keras.backend.backend(), device
+    )
     keras.utils.set_random_seed(config.seed)
     print(message, flush=True)
+    print(jit_message, flush=True)
     replicas = strategy.num_replicas_in_sync
     if config.sync_batch_norm and keras.backend.backend() != "tensorflow":
         raise ValueError(
@@ -520,12 +525,14 @@ def train(config, argv=None):
         policy = "mixed_float16" if device == "gpu" else "mixed_bfloat16"
         keras.config.set_dtype_policy(policy)
     try:
-        return _train(config, argv, recipe, strategy, device, message, started)
+        return _train(
+            config, argv, recipe, strategy, device, message, jit_compile, started
+        )
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
 
-def _train(config, argv, recipe, strategy, device, message, started):
+def _train(config, argv, recipe, strategy, device, message, jit_compile, started):
     """The body of `train` once the strategy and dtype policy are set."""
     train_source = data.load_source(
         config.dataset,
@@ -618,7 +625,7 @@ def _train(config, argv, recipe, strategy, device, message, started):
         )
         _configure_batch_norm(model, recipe.bn_momentum, config.sync_batch_norm)
         optimizer = make_optimizer(recipe, config.batch_size, steps_per_epoch, model)
-        compile_model(model, optimizer, recipe.label_smoothing, config.jit_compile)
+        compile_model(model, optimizer, recipe.label_smoothing, jit_compile)
 
     callbacks = epoch_callbacks(model_dir, backup, recipe.ema_momentum > 0, is_chief)
     with data.naming_undecodable_images(train_source, eval_source):
@@ -669,7 +676,7 @@ def _train(config, argv, recipe, strategy, device, message, started):
             key: values[-1] for key, values in history.history.items() if values
         },
         "wall_time_seconds_this_run": round(time.time() - started, 1),
-        "hardware": _hardware(message),
+        "hardware": {**_hardware(message), "jit_compile": jit_compile},
         "command": shlex.join(argv) if argv else None,
     }
     if is_chief:
