@@ -92,8 +92,8 @@ def choose_jit_compile(requested, backend, device):
     if requested is None:
         choice = "compiled" if default else "not compiled"
         return default, (
-            f"The training step is {choice} by default on {backend} on a {device} "
-            f"({reason}); --jit-compile / --no-jit-compile choose."
+            f"The training step is {choice} by default on {backend} on a "
+            f"{device}: {reason}. --jit-compile / --no-jit-compile choose."
         )
     flag = "--jit-compile" if requested else "--no-jit-compile"
     choice = "compiled" if requested else "not compiled"

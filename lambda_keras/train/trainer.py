@@ -389,6 +389,20 @@ def compile_model(model, optimizer=None, label_smoothing=0.0, jit_compile=False)
     )
 
 
+def _own_buffers(variables):
+    """Gives each variable a copy of its value.
+
+    At the end of `fit`, `SwapEMAWeights` and the optimizer assign the
+    moving averages and the model's weights to each other. On JAX an
+    assignment shares the array, and the next compiled step (`evaluate`,
+    whose state buffers are donated) deletes it under the other variable:
+    `model.save` then failed with "Array has been deleted" (Keras 3.15,
+    `jax.jit`). A copy is cheap on every backend.
+    """
+    for variable in variables:
+        variable.assign(keras.ops.copy(variable.value))
+
+
 def _worker(strategy):
     """(is_chief, worker index) under a multi-worker strategy."""
     resolver = getattr(strategy, "cluster_resolver", None)
@@ -641,6 +655,7 @@ def _train(config, argv, recipe, strategy, device, message, jit_compile, started
             verbose=config.verbose,
         )
         # fit() has replaced the weights by their moving average (EMA).
+        _own_buffers(model.optimizer.variables)
         results = model.evaluate(
             eval_data, steps=config.validation_steps, verbose=0, return_dict=True
         )
