@@ -12,7 +12,7 @@ strided where the block is), timed alternately, inference (forward) and
 training (forward and backward). A strided lambda block computes its
 lambda layer at the input's resolution and pools afterwards (the paper's
 and timm's design), where the twin's strided convolution computes at the
-output's: a quarter of the positions.
+output's: the rows include both.
 
 Writes benchmarks/results/lambda_vs_conv_layers.json.
 """
