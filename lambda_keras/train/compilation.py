@@ -89,12 +89,12 @@ def choose_jit_compile(requested, backend, device):
                 "Received: --no-jit-compile on a TPU"
             )
         return default, f"The training step is compiled: {reason}."
+    jit_compile = default if requested is None else requested
+    choice = "compiled" if jit_compile else "not compiled"
     if requested is None:
-        choice = "compiled" if default else "not compiled"
-        return default, (
+        return jit_compile, (
             f"The training step is {choice} by default on {backend} on a "
             f"{device}: {reason}. --jit-compile / --no-jit-compile choose."
         )
     flag = "--jit-compile" if requested else "--no-jit-compile"
-    choice = "compiled" if requested else "not compiled"
-    return requested, f"The training step is {choice} ({flag})."
+    return jit_compile, f"The training step is {choice} ({flag})."

@@ -418,9 +418,10 @@ def _worker(strategy):
     return is_chief, task_id
 
 
-def _hardware(strategy_message):
+def _hardware(strategy_message, jit_compile):
     return {
         "strategy": strategy_message,
+        "jit_compile": jit_compile,
         "dtype_policy": keras.config.dtype_policy().name,
         "backend": keras.backend.backend(),
         "machine": platform.machine(),
@@ -691,7 +692,7 @@ def _train(config, argv, recipe, strategy, device, message, jit_compile, started
             key: values[-1] for key, values in history.history.items() if values
         },
         "wall_time_seconds_this_run": round(time.time() - started, 1),
-        "hardware": {**_hardware(message), "jit_compile": jit_compile},
+        "hardware": _hardware(message, jit_compile),
         "command": shlex.join(argv) if argv else None,
     }
     if is_chief:
