@@ -10,6 +10,7 @@ import importlib
 # Module -> the extra of setup.py that installs it.
 EXTRA_OF_MODULE = {
     "tensorflow_datasets": "train",
+    "tensorboard": "train",
     "tf2onnx": "export",
     "onnx": "export",
     "onnxruntime": "export",

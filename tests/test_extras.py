@@ -40,3 +40,25 @@ def test_cli_reports_a_missing_extra_in_one_line(tmp_path):
         'not installed. Install the extra: pip install "lambda_keras[export]"'
     ]
     assert "Traceback" not in result.stderr
+
+
+def test_train_without_tensorboard_names_the_train_extra(tmp_path):
+    # TensorFlow 2.21's wheel does not require TensorBoard; training stops
+    # before anything is built, in one line.
+    script = (
+        "import sys; sys.modules['tensorboard'] = None\n"
+        "from lambda_keras.__main__ import main\n"
+        "sys.exit(main(['train', '--model', 'LambdaResNet26Cifar', '--dataset',"
+        f" {str(tmp_path)!r}, '--model-dir', {str(tmp_path / 'run')!r}]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if "lambda_keras[" in line]
+    assert lines == [
+        "lambda-keras train: error: lambda-keras train (its TensorBoard logs in "
+        "logs/) needs the package 'tensorboard', which is not installed. Install "
+        'the extra: pip install "lambda_keras[train]"'
+    ]
+    assert not (tmp_path / "run" / "backup").exists()

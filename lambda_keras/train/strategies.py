@@ -104,7 +104,8 @@ def select_strategy(name="auto", tpu=None):
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
             strategy = tf.distribute.TPUStrategy(resolver)
-        except (ImportError, ValueError, RuntimeError, tf.errors.OpError) as e:
+        # OSError: a name the Cloud TPU client cannot look up (URLError).
+        except (ImportError, OSError, ValueError, RuntimeError, tf.errors.OpError) as e:
             reason = " ".join(f"{type(e).__name__}: {e}".split())
             what = (
                 f"A TPU is named or attached ({found}) but could not be initialised"

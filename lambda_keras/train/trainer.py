@@ -31,6 +31,7 @@ import keras
 from lambda_keras._compat import flatten_layers
 from lambda_keras.errors import UsageError
 from lambda_keras.errors import one_line
+from lambda_keras.extras import require
 from lambda_keras.train import data
 from lambda_keras.train.callbacks import BestWeights
 from lambda_keras.train.callbacks import ResumableBackup
@@ -512,6 +513,8 @@ def train(config, argv=None):
     """
     started = time.time()
     _check_writable(config.model_dir)
+    # Before anything is built: every run writes TensorBoard logs.
+    require("tensorboard", "lambda-keras train (its TensorBoard logs in logs/)")
     constructor(config.model)
     check_model_options(config.model, config.model_options)
     recipe = resolve_recipe(config)

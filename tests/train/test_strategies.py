@@ -119,3 +119,20 @@ def test_one_device():
     strategy, device, message = select_strategy("one_device")
     assert isinstance(strategy, tf.distribute.OneDeviceStrategy)
     assert "OneDeviceStrategy" in message and device == "cpu"
+
+
+def test_a_tpu_name_that_cannot_be_looked_up_names_the_flag(no_tpu, monkeypatch):
+    import urllib.error
+
+    def unreachable(tpu=None):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(
+        tf.distribute.cluster_resolver, "TPUClusterResolver", unreachable
+    )
+    with pytest.raises(ValueError) as error:
+        select_strategy("auto", "bogus-tpu")
+    assert "(--tpu=bogus-tpu) but could not be initialised (URLError" in str(
+        error.value
+    )
+    assert str(error.value).endswith("Received: --strategy=auto, --tpu='bogus-tpu'")
