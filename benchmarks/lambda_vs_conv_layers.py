@@ -14,6 +14,14 @@ lambda layer at the input's resolution and pools afterwards (the paper's
 and timm's design), where the twin's strided convolution computes at the
 output's: the rows include both.
 
+Then the same layers in the network: the lambda network and its twin, whole,
+and each again with those layers replaced by a stand-in (their strided
+average pool where the block is strided, else nothing), all four timed
+alternately. A network's time less its stand-in version's is what the
+layers cost in it; the stand-in versions are what the rest costs. Where the
+two sums disagree with the layers alone, the network's ratio is decided
+outside what the layers cost on their own.
+
 Writes benchmarks/results/lambda_vs_conv_layers.json.
 """
 
@@ -30,6 +38,24 @@ from benchmarks.common import write_report  # noqa: E402
 
 # The models of `benchmarks.lambda_vs_conv` that timm has too.
 MODELS = ("LambdaResNet26T", "LambdaResNet50TS")
+TWIN_PLACEMENT = ("C", "C", "C", "C")
+NETWORKS = ("lambda", "lambda, stand-ins", "twin", "twin, stand-ins")
+
+
+def _timed_steps(part, inputs):
+    """name -> callable for inference (forward) and training (forward and
+    backward) of a layer or network, in TensorFlow graph mode."""
+    import tensorflow as tf
+
+    @tf.function
+    def forward(x):
+        return part(x, training=False)
+
+    forward_backward = tf_gradient_step(part)
+    return {
+        "inference": lambda: forward(inputs).numpy(),
+        "training": lambda: [t.numpy() for t in forward_backward(inputs)],
+    }
 
 
 def profile(model_name, size, batch, repeats):
@@ -62,18 +88,11 @@ def profile(model_name, size, batch, repeats):
                 ]
             ),
         }
-        steps = {}
-        for name, part in contenders.items():
-
-            @tf.function
-            def forward(x, part=part):
-                return part(x, training=False)
-
-            forward_backward = tf_gradient_step(part)
-            steps[name, "inference"] = lambda f=forward, x=inputs: f(x).numpy()
-            steps[name, "training"] = lambda f=forward_backward, x=inputs: [
-                t.numpy() for t in f(x)
-            ]
+        steps = {
+            (name, task): step
+            for name, part in contenders.items()
+            for task, step in _timed_steps(part, inputs).items()
+        }
         seconds = interleaved_medians(steps, repeats=repeats, warmup=1)
         rows.append(
             {
@@ -85,6 +104,79 @@ def profile(model_name, size, batch, repeats):
         )
         print(model_name, rows[-1], flush=True)
     return rows
+
+
+def stand_in_networks(model_name, size):
+    """The lambda network, its twin and both with the compared layers (the
+    lambda layers, the twin's 3x3 convolutions in the same blocks) replaced
+    by stand-ins: a dict keyed by `NETWORKS`."""
+    import keras
+
+    from lambda_keras.applications import MODELS as CONSTRUCTORS
+    from lambda_keras.layers import LambdaLayer
+
+    class StandIn(keras.layers.Layer):
+        """What is left of a replaced layer: its strided pool, or nothing."""
+
+        def __init__(self, pool=None, **kwargs):
+            super().__init__(**kwargs)
+            self.pool = pool
+
+        def call(self, inputs, position_embeddings=None):
+            return inputs if self.pool is None else self.pool(inputs)
+
+    def stand_in(layer):
+        if layer.name not in replaced:
+            return layer.__class__.from_config(layer.get_config())
+        if isinstance(layer, LambdaLayer):
+            pool = getattr(layer, "downsample", None)
+            return StandIn(pool and pool.__class__.from_config(pool.get_config()))
+        # The twin's 3x3 convolution (after its padding where it has one).
+        strided = layer.strides[0] > 1
+        return StandIn(
+            keras.layers.AveragePooling2D(3, 2, padding=layer.padding)
+            if strided
+            else None
+        )
+
+    keras.utils.set_random_seed(0)
+    build = CONSTRUCTORS[model_name]
+    shape = (size, size, 3)
+    networks = {
+        "lambda": build(weights=None, input_shape=shape),
+        "twin": build(weights=None, input_shape=shape, placement=TWIN_PLACEMENT),
+    }
+    blocks = [
+        layer.name.removesuffix("_lambda")
+        for layer in networks["lambda"].layers
+        if isinstance(layer, LambdaLayer)
+    ]
+    replaced = {f"{block}_lambda" for block in blocks}
+    replaced |= {f"{block}_conv2" for block in blocks}
+    for name in ("lambda", "twin"):
+        networks[f"{name}, stand-ins"] = keras.models.clone_model(
+            networks[name], clone_function=stand_in
+        )
+    return {name: networks[name] for name in NETWORKS}
+
+
+def in_network(model_name, size, batch, repeats):
+    """Seconds per call of each of `stand_in_networks`: "network/task" ->
+    seconds."""
+    import numpy as np
+    import tensorflow as tf
+
+    networks = stand_in_networks(model_name, size)
+    rng = np.random.default_rng(0)
+    inputs = tf.constant(rng.uniform(-1, 1, (batch, size, size, 3)), tf.float32)
+    steps = {
+        f"{name}/{task}": step
+        for name, network in networks.items()
+        for task, step in _timed_steps(network, inputs).items()
+    }
+    seconds = interleaved_medians(steps, repeats=repeats, warmup=1)
+    print(model_name, seconds, flush=True)
+    return seconds
 
 
 def main():
@@ -99,16 +191,22 @@ def main():
         args.size, args.batch, args.repeats = 64, 2, 1
         args.models = ["LambdaResNet26T"]
 
-    results, rows = {}, []
+    results, rows, network_rows = {}, [], []
     for model_name in args.models:
-        results[model_name] = profile(model_name, args.size, args.batch, args.repeats)
+        layers = profile(model_name, args.size, args.batch, args.repeats)
         totals = {}
-        for row in results[model_name]:
+        for row in layers:
             s = row["seconds"]
             for key, value in s.items():
                 totals[key] = totals.get(key, 0.0) + value
             rows.append(_row(model_name, row["block"], row["input"], row["stride"], s))
         rows.append(_row(model_name, "all lambda layers", None, None, totals))
+        networks = in_network(model_name, args.size, args.batch, args.repeats)
+        results[model_name] = {"layers": layers, "networks": networks}
+        network_rows += [
+            _network_row(model_name, task, networks, totals)
+            for task in ("inference", "training")
+        ]
     table = markdown_table(
         [
             "model",
@@ -130,16 +228,56 @@ def main():
         "3x3 convolution of its twin's block, forward (inference) and forward "
         "and backward (training); above 1, the lambda layer is the cheaper.\n\n"
     )
+    network_table = markdown_table(
+        [
+            "model",
+            "task",
+            "lambda network ms",
+            "twin ms",
+            "lambda / twin images/s",
+            "lambda layers: in the network ms (alone)",
+            "twin's convs: in the network ms (alone)",
+            "rest of the lambda network ms",
+            "rest of the twin ms",
+        ],
+        network_rows,
+    )
+    network_summary = (
+        "\n\nThe same layers in the network: each network whole and with those "
+        "layers replaced by stand-ins (their strided pool), timed alternately; "
+        "in the network = whole less stand-ins, alone = the sums above, rest = "
+        "the stand-in version.\n\n"
+    )
     print(table)
+    print(network_table)
     write_report(
         "lambda_vs_conv_layers",
         {
             "title": "Profile: lambda layers against the convolutions they replace",
             "quick": args.quick,
             "results": results,
-            "markdown": summary + table,
+            "markdown": summary + table + network_summary + network_table,
         },
     )
+
+
+def _network_row(model_name, task, seconds, alone):
+    def ms(value):
+        return f"{1000 * value:.1f}"
+
+    whole = {name: seconds[f"{name}/{task}"] for name in NETWORKS}
+    return [
+        model_name,
+        task,
+        ms(whole["lambda"]),
+        ms(whole["twin"]),
+        f"{whole['twin'] / whole['lambda']:.2f}",
+        f"{ms(whole['lambda'] - whole['lambda, stand-ins'])} "
+        f"({ms(alone[f'lambda/{task}'])})",
+        f"{ms(whole['twin'] - whole['twin, stand-ins'])} ({ms(alone[f'conv/{task}'])})",
+        ms(whole["lambda, stand-ins"]),
+        ms(whole["twin, stand-ins"]),
+    ]
 
 
 def _row(model_name, block, shape, stride, seconds):

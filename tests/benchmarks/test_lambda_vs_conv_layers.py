@@ -24,3 +24,28 @@ def test_profile_has_a_row_per_lambda_layer():
             for task in ("inference", "training")
         }
         assert all(seconds > 0 for seconds in row["seconds"].values())
+
+
+@pytest.mark.slow
+def test_stand_ins_leave_the_rest_of_both_networks_alike():
+    networks = lambda_vs_conv_layers.stand_in_networks("LambdaResNet26T", size=64)
+    assert tuple(networks) == lambda_vs_conv_layers.NETWORKS
+    lambdas = [
+        layer.name.removesuffix("_lambda")
+        for layer in networks["lambda"].layers
+        if isinstance(layer, LambdaLayer)
+    ]
+    names = {name: {layer.name for layer in networks[name].layers} for name in networks}
+    assert not any(
+        isinstance(layer, LambdaLayer) for layer in networks["lambda, stand-ins"].layers
+    )
+    assert {f"{block}_conv2" for block in lambdas} <= names["twin"]
+    assert not {f"{block}_conv2" for block in lambdas} & names["twin, stand-ins"]
+    # What is left is the same network: the same weights, the same shapes.
+    rest = [networks["lambda, stand-ins"], networks["twin, stand-ins"]]
+    assert rest[0].count_params() == rest[1].count_params()
+    assert [tuple(w.shape) for w in rest[0].weights] == [
+        tuple(w.shape) for w in rest[1].weights
+    ]
+    for network in networks.values():
+        assert network.output.shape == networks["lambda"].output.shape
