@@ -22,16 +22,25 @@ def test_every_extra_named_exists_in_setup():
         assert f'"{extra}": [' in text
 
 
+def _cli_without(module, argv):
+    """`lambda-keras argv` in a fresh interpreter where `module` cannot be
+    imported (as if its extra were not installed)."""
+    script = (
+        f"import sys; sys.modules[{module!r}] = None\n"
+        "from lambda_keras.__main__ import main\n"
+        f"sys.exit(main({argv!r}))\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
+    )
+
+
 def test_cli_reports_a_missing_extra_in_one_line(tmp_path):
     # `--format onnx` without tf2onnx: one line naming the extra, exit 2.
-    script = (
-        "import sys; sys.modules['tf2onnx'] = None\n"
-        "from lambda_keras.__main__ import main\n"
-        "sys.exit(main(['export', '--model', 'LambdaResNet26Cifar', '--weights',"
-        f" 'none', '--format', 'onnx', '--out', {str(tmp_path / 'out')!r}]))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
+    result = _cli_without(
+        "tf2onnx",
+        ["export", "--model", "LambdaResNet26Cifar", "--weights", "none"]
+        + ["--format", "onnx", "--out", str(tmp_path / "out")],
     )
     assert result.returncode == 2, result.stderr[-2000:]
     lines = [line for line in result.stderr.splitlines() if "lambda_keras[" in line]
@@ -45,14 +54,10 @@ def test_cli_reports_a_missing_extra_in_one_line(tmp_path):
 def test_train_without_tensorboard_names_the_train_extra(tmp_path):
     # TensorFlow 2.21's wheel does not require TensorBoard; training stops
     # before anything is built, in one line.
-    script = (
-        "import sys; sys.modules['tensorboard'] = None\n"
-        "from lambda_keras.__main__ import main\n"
-        "sys.exit(main(['train', '--model', 'LambdaResNet26Cifar', '--dataset',"
-        f" {str(tmp_path)!r}, '--model-dir', {str(tmp_path / 'run')!r}]))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
+    result = _cli_without(
+        "tensorboard",
+        ["train", "--model", "LambdaResNet26Cifar", "--dataset", str(tmp_path)]
+        + ["--model-dir", str(tmp_path / "run")],
     )
     assert result.returncode == 2, result.stderr[-2000:]
     lines = [line for line in result.stderr.splitlines() if "lambda_keras[" in line]
