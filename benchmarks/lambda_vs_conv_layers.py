@@ -35,10 +35,10 @@ from benchmarks.common import interleaved_medians  # noqa: E402
 from benchmarks.common import markdown_table
 from benchmarks.common import tf_gradient_step  # noqa: E402
 from benchmarks.common import write_report  # noqa: E402
+from benchmarks.lambda_vs_conv import TWIN_PLACEMENT  # noqa: E402
 
 # The models of `benchmarks.lambda_vs_conv` that timm has too.
 MODELS = ("LambdaResNet26T", "LambdaResNet50TS")
-TWIN_PLACEMENT = ("C", "C", "C", "C")
 NETWORKS = ("lambda", "lambda, stand-ins", "twin", "twin, stand-ins")
 
 
@@ -131,10 +131,13 @@ def stand_in_networks(model_name, size):
         if isinstance(layer, LambdaLayer):
             pool = getattr(layer, "downsample", None)
             return StandIn(pool and pool.__class__.from_config(pool.get_config()))
-        # The twin's 3x3 convolution (after its padding where it has one).
+        # The twin's 3x3 convolution (after its padding where it has one):
+        # a pool of the same window, strides and padding keeps its shape.
         strided = layer.strides[0] > 1
         return StandIn(
-            keras.layers.AveragePooling2D(3, 2, padding=layer.padding)
+            keras.layers.AveragePooling2D(
+                layer.kernel_size, layer.strides, padding=layer.padding
+            )
             if strided
             else None
         )
