@@ -52,32 +52,43 @@ TWIN_PLACEMENT = ("C", "C", "C", "C")
 CLASSES = 1000
 
 
-def keras_worker(mode, model_name, size, batch, repeats):
-    """Images/s of the lambda model and its twin; prints JSON."""
+def keras_steps(models, mode, size, batch):
+    """ "label inference" and "label training" -> callable for each model of
+    `models` (label -> Keras model), compiled for `mode` on random images of
+    `size` px: `predict_on_batch`, and `train_on_batch` with SGD."""
     import keras
     import numpy as np
 
-    from lambda_keras.applications import MODELS as CONSTRUCTORS
-
-    keras.utils.set_random_seed(0)
     _, jit_compile = MODES[mode]
     rng = np.random.default_rng(0)
     images = rng.uniform(-1, 1, (batch, size, size, 3)).astype("float32")
     labels = rng.integers(0, CLASSES, batch)
-    build = CONSTRUCTORS[model_name]
-    contenders = {}
-    for label, options in (("lambda", {}), ("twin", {"placement": TWIN_PLACEMENT})):
-        model = build(weights=None, input_shape=(size, size, 3), **options)
+    steps = {}
+    for label, model in models.items():
         model.compile(
             optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
             loss="sparse_categorical_crossentropy",
             jit_compile=jit_compile,
         )
-        contenders[f"{label} inference"] = lambda m=model: m.predict_on_batch(images)
-        contenders[f"{label} training"] = lambda m=model: m.train_on_batch(
-            images, labels
-        )
-    seconds = interleaved_medians(contenders, repeats=repeats, warmup=1)
+        steps[f"{label} inference"] = lambda m=model: m.predict_on_batch(images)
+        steps[f"{label} training"] = lambda m=model: m.train_on_batch(images, labels)
+    return steps
+
+
+def keras_worker(mode, model_name, size, batch, repeats):
+    """Images/s of the lambda model and its twin; prints JSON."""
+    import keras
+
+    from lambda_keras.applications import MODELS as CONSTRUCTORS
+
+    keras.utils.set_random_seed(0)
+    build = CONSTRUCTORS[model_name]
+    models = {
+        label: build(weights=None, input_shape=(size, size, 3), **options)
+        for label, options in (("lambda", {}), ("twin", {"placement": TWIN_PLACEMENT}))
+    }
+    steps = keras_steps(models, mode, size, batch)
+    seconds = interleaved_medians(steps, repeats=repeats, warmup=1)
     print(json.dumps({name: batch / s for name, s in seconds.items()}))
 
 

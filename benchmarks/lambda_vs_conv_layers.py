@@ -14,18 +14,21 @@ lambda layer at the input's resolution and pools afterwards (the paper's
 and timm's design), where the twin's strided convolution computes at the
 output's: the rows include both.
 
-Then the same layers in the network: the lambda network and its twin, whole,
-and each again with those layers replaced by a stand-in (their strided
-average pool where the block is strided, else nothing), all four timed
-alternately. A network's time less its stand-in version's is what the
-layers cost in it; the stand-in versions are what the rest costs. Where the
-two sums disagree with the layers alone, the network's ratio is decided
-outside what the layers cost on their own.
+Then the same layers in the network, on every backend and mode of
+`benchmarks.lambda_vs_conv` (one worker process each, compiled and stepped
+as that benchmark does: `predict_on_batch`, and `train_on_batch` with SGD):
+the lambda network and its twin, whole, and each again with those layers
+replaced by a stand-in (their strided average pool where the block is
+strided, else nothing), all four timed alternately. A network's time less
+its stand-in version's is what the layers cost in it; the stand-in versions
+are what the rest costs. Where the two sums disagree with the layers alone,
+the network's ratio is decided outside what the layers cost on their own.
 
 Writes benchmarks/results/lambda_vs_conv_layers.json.
 """
 
 import argparse
+import json
 import os
 import sys
 
@@ -33,9 +36,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from benchmarks.common import interleaved_medians  # noqa: E402
 from benchmarks.common import markdown_table
+from benchmarks.common import run_worker  # noqa: E402
 from benchmarks.common import tf_gradient_step  # noqa: E402
 from benchmarks.common import write_report  # noqa: E402
+from benchmarks.lambda_vs_conv import MODES  # noqa: E402
 from benchmarks.lambda_vs_conv import TWIN_PLACEMENT  # noqa: E402
+from benchmarks.lambda_vs_conv import keras_steps  # noqa: E402
 
 # The models of `benchmarks.lambda_vs_conv` that timm has too.
 MODELS = ("LambdaResNet26T", "LambdaResNet50TS")
@@ -163,23 +169,28 @@ def stand_in_networks(model_name, size):
     return {name: networks[name] for name in NETWORKS}
 
 
-def in_network(model_name, size, batch, repeats):
-    """Seconds per call of each of `stand_in_networks`: "network/task" ->
-    seconds."""
-    import numpy as np
-    import tensorflow as tf
+def network_worker(mode, model_name, size, batch, repeats):
+    """Seconds per step of each of `stand_in_networks`, compiled and stepped
+    as `benchmarks.lambda_vs_conv` does for `mode`; prints JSON
+    "network/task" -> seconds."""
+    import keras
 
-    networks = stand_in_networks(model_name, size)
-    rng = np.random.default_rng(0)
-    inputs = tf.constant(rng.uniform(-1, 1, (batch, size, size, 3)), tf.float32)
-    steps = {
-        f"{name}/{task}": step
-        for name, network in networks.items()
-        for task, step in _timed_steps(network, inputs).items()
-    }
+    keras.utils.set_random_seed(0)
+    steps = keras_steps(stand_in_networks(model_name, size), mode, size, batch)
     seconds = interleaved_medians(steps, repeats=repeats, warmup=1)
-    print(model_name, seconds, flush=True)
-    return seconds
+    print(json.dumps({"/".join(k.rsplit(" ", 1)): s for k, s in seconds.items()}))
+
+
+def in_network(mode, model_name, size, batch, repeats):
+    """`network_worker`'s seconds, from a worker with `mode`'s backend."""
+    arguments = ["--worker", json.dumps([mode, model_name, size, batch, repeats])]
+    result = run_worker(
+        "benchmarks.lambda_vs_conv_layers",
+        arguments,
+        environment={"KERAS_BACKEND": MODES[mode][0]},
+    )
+    print(model_name, mode, result, flush=True)
+    return result
 
 
 def main():
@@ -189,10 +200,15 @@ def main():
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--models", nargs="+", choices=MODELS, default=MODELS)
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.size, args.batch, args.repeats = 64, 2, 1
         args.models = ["LambdaResNet26T"]
+    if args.worker:
+        network_worker(*json.loads(args.worker))
+        return
 
     results, rows, network_rows = {}, [], []
     for model_name in args.models:
@@ -204,10 +220,14 @@ def main():
                 totals[key] = totals.get(key, 0.0) + value
             rows.append(_row(model_name, row["block"], row["input"], row["stride"], s))
         rows.append(_row(model_name, "all lambda layers", None, None, totals))
-        networks = in_network(model_name, args.size, args.batch, args.repeats)
+        networks = {
+            mode: in_network(mode, model_name, args.size, args.batch, args.repeats)
+            for mode in args.modes
+        }
         results[model_name] = {"layers": layers, "networks": networks}
         network_rows += [
-            _network_row(model_name, task, networks, totals)
+            _network_row(model_name, mode, task, seconds, totals)
+            for mode, seconds in networks.items()
             for task in ("inference", "training")
         ]
     table = markdown_table(
@@ -234,6 +254,7 @@ def main():
     network_table = markdown_table(
         [
             "model",
+            "mode",
             "task",
             "lambda network ms",
             "twin ms",
@@ -246,10 +267,13 @@ def main():
         network_rows,
     )
     network_summary = (
-        "\n\nThe same layers in the network: each network whole and with those "
-        "layers replaced by stand-ins (their strided pool), timed alternately; "
-        "in the network = whole less stand-ins, alone = the sums above, rest = "
-        "the stand-in version.\n\n"
+        "\n\nThe same layers in the network, on every backend and mode of "
+        "`benchmarks.lambda_vs_conv` and stepped as it steps them "
+        "(`predict_on_batch`; `train_on_batch`, a full SGD step): each "
+        "network whole and with those layers replaced by stand-ins (their "
+        "strided pool), timed alternately in one worker per mode; in the "
+        "network = whole less stand-ins, (alone) = the sums above (TensorFlow "
+        "graph only), rest = the stand-in version.\n\n"
     )
     print(table)
     print(network_table)
@@ -264,20 +288,26 @@ def main():
     )
 
 
-def _network_row(model_name, task, seconds, alone):
+def _network_row(model_name, mode, task, seconds, alone):
     def ms(value):
         return f"{1000 * value:.1f}"
 
+    if seconds.get("status") != "ok":
+        return [model_name, mode, task, seconds.get("status"), *[""] * 6]
     whole = {name: seconds[f"{name}/{task}"] for name in NETWORKS}
+    # The layers alone are timed in TensorFlow graph mode only.
+    graph = mode == "TF graph"
     return [
         model_name,
+        mode,
         task,
         ms(whole["lambda"]),
         ms(whole["twin"]),
         f"{whole['twin'] / whole['lambda']:.2f}",
-        f"{ms(whole['lambda'] - whole['lambda, stand-ins'])} "
-        f"({ms(alone[f'lambda/{task}'])})",
-        f"{ms(whole['twin'] - whole['twin, stand-ins'])} ({ms(alone[f'conv/{task}'])})",
+        ms(whole["lambda"] - whole["lambda, stand-ins"])
+        + (f" ({ms(alone[f'lambda/{task}'])})" if graph else ""),
+        ms(whole["twin"] - whole["twin, stand-ins"])
+        + (f" ({ms(alone[f'conv/{task}'])})" if graph else ""),
         ms(whole["lambda, stand-ins"]),
         ms(whole["twin, stand-ins"]),
     ]

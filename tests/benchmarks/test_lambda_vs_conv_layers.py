@@ -49,3 +49,19 @@ def test_stand_ins_leave_the_rest_of_both_networks_alike():
     ]
     for network in networks.values():
         assert network.output.shape == networks["lambda"].output.shape
+
+
+@pytest.mark.slow
+def test_in_network_times_every_network_in_a_worker_of_its_backend():
+    # PyTorch eager: a worker of another backend than the tests' own, stepped
+    # as benchmarks.lambda_vs_conv steps it.
+    seconds = lambda_vs_conv_layers.in_network(
+        "PyTorch eager", "LambdaResNet26T", size=64, batch=2, repeats=1
+    )
+    assert seconds.pop("status") == "ok"
+    assert set(seconds) == {
+        f"{network}/{task}"
+        for network in lambda_vs_conv_layers.NETWORKS
+        for task in ("inference", "training")
+    }
+    assert all(value > 0 for value in seconds.values())
