@@ -51,8 +51,8 @@ def _cpu_model():
     return platform.processor()
 
 
-def interleaved_medians(contenders, repeats=10, warmup=2):
-    """Median seconds per call of each contender, timed alternately.
+def interleaved_timings(contenders, repeats=10, warmup=2):
+    """Seconds of each call of each contender, timed alternately.
 
     Args:
         contenders: dict of name -> callable that runs one call to
@@ -61,7 +61,9 @@ def interleaved_medians(contenders, repeats=10, warmup=2):
         warmup: untimed rounds first (tracing, compilation, caches).
 
     Returns:
-        dict of name -> median seconds.
+        dict of name -> list of seconds, one per round: the i-th of each
+        list were timed one after the other, so their ratio is free of what
+        the machine did between rounds.
     """
     for _ in range(warmup):
         for run in contenders.values():
@@ -72,6 +74,13 @@ def interleaved_medians(contenders, repeats=10, warmup=2):
             start = time.perf_counter()
             run()
             timings[name].append(time.perf_counter() - start)
+    return timings
+
+
+def interleaved_medians(contenders, repeats=10, warmup=2):
+    """Median seconds per call of each contender, timed alternately (see
+    `interleaved_timings`): dict of name -> median seconds."""
+    timings = interleaved_timings(contenders, repeats=repeats, warmup=warmup)
     return {name: statistics.median(values) for name, values in timings.items()}
 
 

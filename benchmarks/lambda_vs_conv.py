@@ -16,7 +16,9 @@ side, alternately, in one worker process per backend and mode:
   backward and the update).
 
 The figure is the throughput ratio lambda / twin (above 1: the lambda
-layers cost less than the convolutions they replace). Beside it, timm's
+layers cost less than the convolutions they replace), of each round of
+timings (the two timed one after the other): its median over the rounds,
+with the lowest and highest beside it. Beside it, timm's
 lambda_resnet26t / resnet26t (and lambda_resnet50ts / resnet50t) measured
 the same way in its own PyTorch worker (eager, `torch.no_grad()` for
 inference, an SGD step for training). Random weights, float32, 128 px,
@@ -28,9 +30,10 @@ Writes benchmarks/results/lambda_vs_conv.json.
 import argparse
 import json
 import os
+import statistics
 import sys
 
-from benchmarks.common import interleaved_medians
+from benchmarks.common import interleaved_timings
 from benchmarks.common import markdown_table
 from benchmarks.common import run_worker
 from benchmarks.common import write_report
@@ -76,7 +79,8 @@ def keras_steps(models, mode, size, batch):
 
 
 def keras_worker(mode, model_name, size, batch, repeats):
-    """Images/s of the lambda model and its twin; prints JSON."""
+    """Seconds per round of the lambda model and its twin, inference and
+    training; prints JSON."""
     import keras
 
     from lambda_keras.applications import MODELS as CONSTRUCTORS
@@ -88,12 +92,12 @@ def keras_worker(mode, model_name, size, batch, repeats):
         for label, options in (("lambda", {}), ("twin", {"placement": TWIN_PLACEMENT}))
     }
     steps = keras_steps(models, mode, size, batch)
-    seconds = interleaved_medians(steps, repeats=repeats, warmup=1)
-    print(json.dumps({name: batch / s for name, s in seconds.items()}))
+    print(json.dumps(interleaved_timings(steps, repeats=repeats, warmup=1)))
 
 
 def timm_worker(model_name, size, batch, repeats):
-    """Images/s of timm's lambda model and its twin (PyTorch eager)."""
+    """Seconds per round of timm's lambda model and its twin (PyTorch
+    eager), inference and training; prints JSON."""
     import timm
     import torch
 
@@ -121,18 +125,27 @@ def timm_worker(model_name, size, batch, repeats):
 
         contenders[f"{label} inference"] = inference
         contenders[f"{label} training"] = training
-    seconds = interleaved_medians(contenders, repeats=repeats, warmup=1)
-    print(json.dumps({name: batch / s for name, s in seconds.items()}))
+    print(json.dumps(interleaved_timings(contenders, repeats=repeats, warmup=1)))
 
 
-def _ratio(rates, task):
-    if not rates or rates.get("status") != "ok":
+def _ratio(seconds, task):
+    """The throughput ratio lambda / twin of each round (the twin's seconds
+    over the lambda model's, timed one after the other): (median, lowest,
+    highest), or None where the worker failed."""
+    if not seconds or seconds.get("status") != "ok":
         return None
-    return rates[f"lambda {task}"] / rates[f"twin {task}"]
+    ratios = [
+        twin / mine
+        for mine, twin in zip(seconds[f"lambda {task}"], seconds[f"twin {task}"])
+    ]
+    return statistics.median(ratios), min(ratios), max(ratios)
 
 
 def _cell(ratio):
-    return "—" if ratio is None else f"{ratio:.2f}"
+    if ratio is None:
+        return "—"
+    median, lowest, highest = ratio
+    return f"{median:.2f} ({lowest:.2f}-{highest:.2f})"
 
 
 def _target(ours, timm):
@@ -141,7 +154,8 @@ def _target(ours, timm):
     if any(mine is None for mine, _ in pairs):
         return "not measured"
     met = all(
-        mine >= 1.0 and (theirs is None or mine >= theirs) for mine, theirs in pairs
+        mine[0] >= 1.0 and (theirs is None or mine[0] >= theirs[0])
+        for mine, theirs in pairs
     )
     return "met" if met else "missed"
 
@@ -151,7 +165,7 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--models", nargs="+", choices=MODELS, default=MODELS)
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -183,20 +197,22 @@ def main():
     results = []
     rows = []
     for model_name in args.models:
-        timm_rates = None
+        timm_seconds = None
         if model_name in TIMM_PAIRS:
-            timm_rates = run("timm", "torch", model_name)
+            timm_seconds = run("timm", "torch", model_name)
         for mode in args.modes:
-            rates = run("keras", MODES[mode][0], mode, model_name)
-            results.append({"model": model_name, "mode": mode, "rates": rates})
-            ours = [_ratio(rates, task) for task in ("inference", "training")]
-            timm = [_ratio(timm_rates, task) for task in ("inference", "training")]
+            seconds = run("keras", MODES[mode][0], mode, model_name)
+            results.append({"model": model_name, "mode": mode, "seconds": seconds})
+            ours = [_ratio(seconds, task) for task in ("inference", "training")]
+            timm = [_ratio(timm_seconds, task) for task in ("inference", "training")]
             rows.append(
                 [model_name, mode, *map(_cell, ours), *map(_cell, timm)]
                 + [_target(ours, timm)]
             )
-        if timm_rates is not None:
-            results.append({"model": model_name, "mode": "timm", "rates": timm_rates})
+        if timm_seconds is not None:
+            results.append(
+                {"model": model_name, "mode": "timm", "seconds": timm_seconds}
+            )
     table = markdown_table(
         [
             "model",
@@ -214,7 +230,9 @@ def main():
         f"px, batch {args.batch}, float32, random weights (above 1: the lambda "
         "layers cost less than the convolutions they replace); timm's columns: "
         "its lambda model over its ResNet-T counterpart, PyTorch eager, in its "
-        "own process.\n\n"
+        f"own process. Each cell: the median of the {args.repeats} rounds' "
+        "ratios (each round times the two one after the other) and, in "
+        "brackets, the lowest and highest; the target reads the medians.\n\n"
     )
     print(table)
     write_report(
