@@ -57,7 +57,10 @@ def interleaved_timings(contenders, repeats=10, warmup=2):
     Args:
         contenders: dict of name -> callable that runs one call to
             completion (results fetched to the host).
-        repeats: timed rounds; each round calls every contender once.
+        repeats: timed rounds; each round calls every contender once, in
+            the given order and in reverse order in every other round, so
+            that no contender always follows the same one (what a call
+            leaves behind, caches or a busy allocator, slows the next).
         warmup: untimed rounds first (tracing, compilation, caches).
 
     Returns:
@@ -69,8 +72,9 @@ def interleaved_timings(contenders, repeats=10, warmup=2):
         for run in contenders.values():
             run()
     timings = {name: [] for name in contenders}
-    for _ in range(repeats):
-        for name, run in contenders.items():
+    for round_index in range(repeats):
+        order = list(contenders.items())
+        for name, run in order[::-1] if round_index % 2 else order:
             start = time.perf_counter()
             run()
             timings[name].append(time.perf_counter() - start)
@@ -154,6 +158,16 @@ def run_worker(module, arguments, memory_cap_gib=20.0, environment=None):
     result = json.loads(stdout.strip().splitlines()[-1])
     result["status"] = "ok"
     return result
+
+
+def run_backend_worker(module, backend, worker_arguments):
+    """`run_worker` of `python -m module --worker JSON`, where JSON is the
+    list `worker_arguments`, with KERAS_BACKEND=`backend`."""
+    return run_worker(
+        module,
+        ["--worker", json.dumps(list(worker_arguments))],
+        environment={"KERAS_BACKEND": backend},
+    )
 
 
 def write_report(name, report):

@@ -15,14 +15,15 @@ side, alternately, in one worker process per backend and mode:
 - training: `train_on_batch`, a full SGD step with momentum (forward,
   backward and the update).
 
-The figure is the throughput ratio lambda / twin (above 1: the lambda
-layers cost less than the convolutions they replace), of each round of
-timings (the two timed one after the other): its median over the rounds,
-with the lowest and highest beside it. Beside it, timm's
-lambda_resnet26t / resnet26t (and lambda_resnet50ts / resnet50t) measured
-the same way in its own PyTorch worker (eager, `torch.no_grad()` for
-inference, an SGD step for training). Random weights, float32, 128 px,
-batch 16 (`--size`, `--batch`).
+Each task is timed in rounds of its own (all inference rounds, then all
+training rounds), the two networks one after the other in each round, in
+alternating order. The figure is the throughput ratio lambda / twin (above
+1: the lambda layers cost less than the convolutions they replace) of each
+round: its median over the rounds, with the lowest and highest beside it.
+Beside it, timm's lambda_resnet26t / resnet26t (and lambda_resnet50ts /
+resnet50t) measured the same way in its own PyTorch worker (eager,
+`torch.no_grad()` for inference, an SGD step for training). Random
+weights, float32, 128 px, batch 16 (`--size`, `--batch`).
 
 Writes benchmarks/results/lambda_vs_conv.json.
 """
@@ -35,7 +36,7 @@ import sys
 
 from benchmarks.common import interleaved_timings
 from benchmarks.common import markdown_table
-from benchmarks.common import run_worker
+from benchmarks.common import run_backend_worker
 from benchmarks.common import write_report
 
 # mode -> (KERAS_BACKEND, jit_compile)
@@ -52,6 +53,7 @@ TIMM_PAIRS = {
     "LambdaResNet50TS": ("lambda_resnet50ts", "resnet50t"),
 }
 TWIN_PLACEMENT = ("C", "C", "C", "C")
+TASKS = ("inference", "training")
 CLASSES = 1000
 
 
@@ -78,6 +80,20 @@ def keras_steps(models, mode, size, batch):
     return steps
 
 
+def task_timings(steps, repeats, tasks=TASKS):
+    """`interleaved_timings` of each task's steps ("label task" -> callable)
+    in rounds of their own, one task after the other: label task -> seconds
+    per round."""
+    timings = {}
+    for task in tasks:
+        timings |= interleaved_timings(
+            {name: step for name, step in steps.items() if name.endswith(f" {task}")},
+            repeats=repeats,
+            warmup=1,
+        )
+    return timings
+
+
 def keras_worker(mode, model_name, size, batch, repeats):
     """Seconds per round of the lambda model and its twin, inference and
     training; prints JSON."""
@@ -92,7 +108,7 @@ def keras_worker(mode, model_name, size, batch, repeats):
         for label, options in (("lambda", {}), ("twin", {"placement": TWIN_PLACEMENT}))
     }
     steps = keras_steps(models, mode, size, batch)
-    print(json.dumps(interleaved_timings(steps, repeats=repeats, warmup=1)))
+    print(json.dumps(task_timings(steps, repeats)))
 
 
 def timm_worker(model_name, size, batch, repeats):
@@ -125,7 +141,7 @@ def timm_worker(model_name, size, batch, repeats):
 
         contenders[f"{label} inference"] = inference
         contenders[f"{label} training"] = training
-    print(json.dumps(interleaved_timings(contenders, repeats=repeats, warmup=1)))
+    print(json.dumps(task_timings(contenders, repeats)))
 
 
 def _ratio(seconds, task):
@@ -148,16 +164,37 @@ def _cell(ratio):
     return f"{median:.2f} ({lowest:.2f}-{highest:.2f})"
 
 
+def _meets(mine, theirs):
+    """Whether our ratio's median is at least 1.0 and at least timm's."""
+    return mine[0] >= 1.0 and (theirs is None or mine[0] >= theirs[0])
+
+
 def _target(ours, timm):
-    """ "met" when each of our ratios is at least 1.0 and at least timm's."""
+    """ "met" when each of our ratios meets the target (`_meets`)."""
     pairs = list(zip(ours, timm))
     if any(mine is None for mine, _ in pairs):
         return "not measured"
-    met = all(
-        mine[0] >= 1.0 and (theirs is None or mine[0] >= theirs[0])
-        for mine, theirs in pairs
-    )
-    return "met" if met else "missed"
+    return "met" if all(_meets(*pair) for pair in pairs) else "missed"
+
+
+def missed_cells(report):
+    """(model, mode, task) of each measured ratio of a lambda_vs_conv report
+    (the dict of its JSON) that misses the target."""
+    timm = {
+        result["model"]: result["seconds"]
+        for result in report["results"]
+        if result["mode"] == "timm"
+    }
+    cells = []
+    for result in report["results"]:
+        if result["mode"] == "timm":
+            continue
+        for task in TASKS:
+            mine = _ratio(result["seconds"], task)
+            theirs = _ratio(timm.get(result["model"]), task)
+            if mine is not None and not _meets(mine, theirs):
+                cells.append((result["model"], result["mode"], task))
+    return cells
 
 
 def main():
@@ -182,14 +219,10 @@ def main():
         return
 
     def run(kind, backend, *worker_args):
-        arguments = [
-            "--worker",
-            json.dumps([kind, *worker_args, args.size, args.batch, args.repeats]),
-        ]
-        result = run_worker(
+        result = run_backend_worker(
             "benchmarks.lambda_vs_conv",
-            arguments,
-            environment={"KERAS_BACKEND": backend},
+            backend,
+            [kind, *worker_args, args.size, args.batch, args.repeats],
         )
         print(kind, worker_args, result, flush=True)
         return result
@@ -203,8 +236,8 @@ def main():
         for mode in args.modes:
             seconds = run("keras", MODES[mode][0], mode, model_name)
             results.append({"model": model_name, "mode": mode, "seconds": seconds})
-            ours = [_ratio(seconds, task) for task in ("inference", "training")]
-            timm = [_ratio(timm_seconds, task) for task in ("inference", "training")]
+            ours = [_ratio(seconds, task) for task in TASKS]
+            timm = [_ratio(timm_seconds, task) for task in TASKS]
             rows.append(
                 [model_name, mode, *map(_cell, ours), *map(_cell, timm)]
                 + [_target(ours, timm)]
@@ -231,7 +264,8 @@ def main():
         "layers cost less than the convolutions they replace); timm's columns: "
         "its lambda model over its ResNet-T counterpart, PyTorch eager, in its "
         f"own process. Each cell: the median of the {args.repeats} rounds' "
-        "ratios (each round times the two one after the other) and, in "
+        "ratios (each round times the two one after the other, in "
+        "alternating order, and each task has rounds of its own) and, in "
         "brackets, the lowest and highest; the target reads the medians.\n\n"
     )
     print(table)

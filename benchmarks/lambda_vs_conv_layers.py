@@ -14,12 +14,15 @@ lambda layer at the input's resolution and pools afterwards (the paper's
 and timm's design), where the twin's strided convolution computes at the
 output's: the rows include both.
 
-Then the same layers in the network, on every backend and mode of
-`benchmarks.lambda_vs_conv` (one worker process each, compiled and stepped
-as that benchmark does: `predict_on_batch`, and `train_on_batch` with SGD):
-the lambda network and its twin, whole, and each again with those layers
-replaced by a stand-in (their strided average pool where the block is
-strided, else nothing), all four timed alternately. A network's time less
+Then the same layers in the network, for each model, backend and mode, and
+task of `benchmarks.lambda_vs_conv` whose ratio missed its target there
+(`--cells missed`, from benchmarks/results/lambda_vs_conv.json, so run that
+benchmark first; `--cells all` for every one), one worker process per mode,
+compiled and stepped as that benchmark does (`predict_on_batch`, and
+`train_on_batch` with SGD): the lambda network and its twin, whole, and
+each again with those layers replaced by a stand-in (their strided average
+pool where the block is strided, else nothing), all four timed alternately
+in rounds of each task's own (`lambda_vs_conv.task_timings`). A network's time less
 its stand-in version's is what the layers cost in it; the stand-in versions
 are what the rest costs. Where the two sums disagree with the layers alone,
 the network's ratio is decided outside what the layers cost on their own.
@@ -30,18 +33,23 @@ Writes benchmarks/results/lambda_vs_conv_layers.json.
 import argparse
 import json
 import os
+import statistics
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from benchmarks.common import RESULTS  # noqa: E402
 from benchmarks.common import interleaved_medians  # noqa: E402
-from benchmarks.common import markdown_table
-from benchmarks.common import run_worker  # noqa: E402
+from benchmarks.common import markdown_table  # noqa: E402
+from benchmarks.common import run_backend_worker  # noqa: E402
 from benchmarks.common import tf_gradient_step  # noqa: E402
 from benchmarks.common import write_report  # noqa: E402
 from benchmarks.lambda_vs_conv import MODES  # noqa: E402
+from benchmarks.lambda_vs_conv import TASKS  # noqa: E402
 from benchmarks.lambda_vs_conv import TWIN_PLACEMENT  # noqa: E402
 from benchmarks.lambda_vs_conv import keras_steps  # noqa: E402
+from benchmarks.lambda_vs_conv import missed_cells  # noqa: E402
+from benchmarks.lambda_vs_conv import task_timings  # noqa: E402
 
 # The models of `benchmarks.lambda_vs_conv` that timm has too.
 MODELS = ("LambdaResNet26T", "LambdaResNet50TS")
@@ -169,28 +177,49 @@ def stand_in_networks(model_name, size):
     return {name: networks[name] for name in NETWORKS}
 
 
-def network_worker(mode, model_name, size, batch, repeats):
-    """Seconds per step of each of `stand_in_networks`, compiled and stepped
-    as `benchmarks.lambda_vs_conv` does for `mode`; prints JSON
-    "network/task" -> seconds."""
+def network_worker(mode, model_name, size, batch, repeats, tasks):
+    """Median seconds per step of each of `stand_in_networks` for `tasks`,
+    compiled and stepped as `benchmarks.lambda_vs_conv` does for `mode`;
+    prints JSON "network/task" -> seconds."""
     import keras
 
     keras.utils.set_random_seed(0)
     steps = keras_steps(stand_in_networks(model_name, size), mode, size, batch)
-    seconds = interleaved_medians(steps, repeats=repeats, warmup=1)
-    print(json.dumps({"/".join(k.rsplit(" ", 1)): s for k, s in seconds.items()}))
-
-
-def in_network(mode, model_name, size, batch, repeats):
-    """`network_worker`'s seconds, from a worker with `mode`'s backend."""
-    arguments = ["--worker", json.dumps([mode, model_name, size, batch, repeats])]
-    result = run_worker(
-        "benchmarks.lambda_vs_conv_layers",
-        arguments,
-        environment={"KERAS_BACKEND": MODES[mode][0]},
+    timings = task_timings(steps, repeats, tasks)
+    print(
+        json.dumps(
+            {
+                "/".join(name.rsplit(" ", 1)): statistics.median(seconds)
+                for name, seconds in timings.items()
+            }
+        )
     )
-    print(model_name, mode, result, flush=True)
+
+
+def in_network(mode, model_name, size, batch, repeats, tasks=TASKS):
+    """`network_worker`'s seconds, from a worker with `mode`'s backend."""
+    result = run_backend_worker(
+        "benchmarks.lambda_vs_conv_layers",
+        MODES[mode][0],
+        [mode, model_name, size, batch, repeats, list(tasks)],
+    )
+    print(model_name, mode, tasks, result, flush=True)
     return result
+
+
+def cells_to_profile(which, models, modes):
+    """model -> mode -> tasks to time in the network: every one (`which` =
+    "all") or those lambda_vs_conv.json reports missing the target."""
+    if which == "all":
+        cells = [(m, mode, task) for m in models for mode in modes for task in TASKS]
+    else:
+        report = json.loads((RESULTS / "lambda_vs_conv.json").read_text("utf-8"))
+        cells = missed_cells(report)
+    chosen = {}
+    for model_name, mode, task in cells:
+        if model_name in models and mode in modes:
+            chosen.setdefault(model_name, {}).setdefault(mode, []).append(task)
+    return chosen
 
 
 def main():
@@ -201,14 +230,28 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--models", nargs="+", choices=MODELS, default=MODELS)
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument(
+        "--cells",
+        choices=("missed", "all"),
+        default="missed",
+        help="the model/mode/task cells to time in the network: those "
+        "benchmarks/results/lambda_vs_conv.json misses (default) or all",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.size, args.batch, args.repeats = 64, 2, 1
-        args.models = ["LambdaResNet26T"]
+        args.models, args.cells = ["LambdaResNet26T"], "all"
     if args.worker:
         network_worker(*json.loads(args.worker))
         return
+    try:
+        cells = cells_to_profile(args.cells, args.models, args.modes)
+    except (OSError, ValueError, KeyError) as error:
+        parser.error(
+            "--cells missed reads benchmarks/results/lambda_vs_conv.json "
+            f"(run python -m benchmarks.lambda_vs_conv first): {error}"
+        )
 
     results, rows, network_rows = {}, [], []
     for model_name in args.models:
@@ -220,15 +263,18 @@ def main():
                 totals[key] = totals.get(key, 0.0) + value
             rows.append(_row(model_name, row["block"], row["input"], row["stride"], s))
         rows.append(_row(model_name, "all lambda layers", None, None, totals))
+        tasks_by_mode = cells.get(model_name, {})
         networks = {
-            mode: in_network(mode, model_name, args.size, args.batch, args.repeats)
-            for mode in args.modes
+            mode: in_network(
+                mode, model_name, args.size, args.batch, args.repeats, tasks
+            )
+            for mode, tasks in tasks_by_mode.items()
         }
         results[model_name] = {"layers": layers, "networks": networks}
         network_rows += [
-            _network_row(model_name, mode, task, seconds, totals)
-            for mode, seconds in networks.items()
-            for task in ("inference", "training")
+            _network_row(model_name, mode, task, networks[mode], totals)
+            for mode, tasks in tasks_by_mode.items()
+            for task in tasks
         ]
     table = markdown_table(
         [
@@ -266,14 +312,19 @@ def main():
         ],
         network_rows,
     )
+    cells_named = (
+        "every model, mode and task"
+        if args.cells == "all"
+        else "each model, mode and task whose ratio missed its target in "
+        "`benchmarks.lambda_vs_conv` (none: no rows)"
+    )
     network_summary = (
-        "\n\nThe same layers in the network, on every backend and mode of "
-        "`benchmarks.lambda_vs_conv` and stepped as it steps them "
-        "(`predict_on_batch`; `train_on_batch`, a full SGD step): each "
-        "network whole and with those layers replaced by stand-ins (their "
-        "strided pool), timed alternately in one worker per mode; in the "
-        "network = whole less stand-ins, (alone) = the sums above (TensorFlow "
-        "graph only), rest = the stand-in version.\n\n"
+        f"\n\nThe same layers in the network, for {cells_named}, stepped as "
+        "that benchmark steps them (`predict_on_batch`; `train_on_batch`, a "
+        "full SGD step): each network whole and with those layers replaced "
+        "by stand-ins (their strided pool), timed alternately in one worker "
+        "per mode; in the network = whole less stand-ins, (alone) = the sums "
+        "above (TensorFlow graph only), rest = the stand-in version.\n\n"
     )
     print(table)
     print(network_table)

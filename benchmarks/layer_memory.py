@@ -9,11 +9,12 @@ LambdaResNets replace.
 Each (contender, size, pass) runs in a fresh worker process on the
 TensorFlow backend: peak memory is the worker's peak resident set size above
 its resident size just before the first call, so it counts everything the
-layer allocates; time is the median of repeated calls after a warm-up, in a
-`tf.function`. A worker that grows past `--memory-cap-gib` is stopped and
-reported as out of memory. Contenders are interleaved size by size.
+layer allocates; time is the median of `--repeats` calls (1 by default)
+after a warm-up, in a `tf.function`. A worker that grows past
+`--memory-cap-gib` is stopped and reported as out of memory. Contenders
+are interleaved size by size.
 
-    python -m benchmarks.layer_memory            # full table (about 12 min)
+    python -m benchmarks.layer_memory            # full table
     python -m benchmarks.layer_memory --quick    # 16x16 and 32x32 only
 
 Writes benchmarks/results/layer_memory.json and prints a Markdown table.
@@ -152,7 +153,9 @@ def main(argv=None):
     parser.add_argument("--channels", type=int, default=64)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--dim-k", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=3)
+    # Timed calls after the first (the peak is the first call's); one is
+    # enough beside a memory figure and saves minutes at the large sizes.
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--memory-cap-gib", type=float, default=20.0)
     parser.add_argument("--quick", action="store_true", help="16x16 and 32x32 only")
     parser.add_argument("--sizes", type=int, nargs="+", help="only these input sizes")
@@ -196,7 +199,8 @@ def main(argv=None):
                     flush=True,
                 )
     title = (
-        f"Peak memory / median time, batch {args.batch}, {args.channels} "
+        f"Peak memory / median time of {args.repeats} calls after a warm-up, "
+        f"batch {args.batch}, {args.channels} "
         f"channels, {args.heads} heads, |k|={args.dim_k} (OOM: over "
         f"{args.memory_cap_gib:g} GiB)"
     )

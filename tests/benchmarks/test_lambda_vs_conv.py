@@ -38,3 +38,52 @@ def test_failed_workers_have_no_ratio():
 )
 def test_target_reads_the_medians(ours, timm, expected):
     assert lambda_vs_conv._target(ours, timm) == expected
+
+
+def test_task_timings_give_each_task_rounds_of_its_own():
+    calls = []
+    steps = {
+        f"{label} {task}": (lambda n=f"{label} {task}": calls.append(n))
+        for label in ("lambda", "twin")
+        for task in ("inference", "training")
+    }
+    timings = lambda_vs_conv.task_timings(steps, repeats=2)
+    assert set(timings) == set(steps)
+    assert all(len(seconds) == 2 for seconds in timings.values())
+    # Warm-up and two rounds (the second reversed) of inference, then of
+    # training: a training step never comes between two inference steps.
+    assert calls == [
+        *("lambda inference", "twin inference") * 2,
+        "twin inference",
+        "lambda inference",
+        *("lambda training", "twin training") * 2,
+        "twin training",
+        "lambda training",
+    ]
+
+
+def test_missed_cells_names_each_ratio_below_target():
+    def seconds(inference, training):
+        # One round: lambda 1 s, the twin the given ratio.
+        return {
+            "status": "ok",
+            "lambda inference": [1.0],
+            "twin inference": [inference],
+            "lambda training": [1.0],
+            "twin training": [training],
+        }
+
+    report = {
+        "results": [
+            {"model": "A", "mode": "TF graph", "seconds": seconds(0.9, 1.1)},
+            {"model": "A", "mode": "JAX jit", "seconds": seconds(1.1, 1.05)},
+            {"model": "A", "mode": "timm", "seconds": seconds(1.0, 1.08)},
+            {"model": "B", "mode": "TF graph", "seconds": seconds(1.2, 0.99)},
+            {"model": "B", "mode": "JAX jit", "seconds": {"status": "error"}},
+        ]
+    }
+    assert lambda_vs_conv.missed_cells(report) == [
+        ("A", "TF graph", "inference"),  # below 1
+        ("A", "JAX jit", "training"),  # above 1, below timm's 1.08
+        ("B", "TF graph", "training"),  # below 1, no timm pair
+    ]

@@ -1,6 +1,8 @@
 """benchmarks.lambda_vs_conv_layers times each lambda layer of a model
 against the convolution its twin has in the same block."""
 
+import json
+
 import pytest
 
 from benchmarks import lambda_vs_conv_layers
@@ -65,3 +67,41 @@ def test_in_network_times_every_network_in_a_worker_of_its_backend():
         for task in ("inference", "training")
     }
     assert all(value > 0 for value in seconds.values())
+
+
+def test_cells_to_profile_are_the_missed_ones_of_the_models_and_modes(
+    tmp_path, monkeypatch
+):
+    def seconds(training):
+        return {
+            "status": "ok",
+            "lambda inference": [1.0],
+            "twin inference": [1.2],
+            "lambda training": [1.0],
+            "twin training": [training],
+        }
+
+    report = {
+        "results": [
+            {"model": model, "mode": mode, "seconds": seconds(0.9)}
+            for model in ("LambdaResNet26T", "LambdaResNet50")
+            for mode in ("TF graph", "PyTorch eager")
+        ]
+    }
+    (tmp_path / "lambda_vs_conv.json").write_text(json.dumps(report))
+    monkeypatch.setattr(lambda_vs_conv_layers, "RESULTS", tmp_path)
+    # LambdaResNet50 is not one of the profiled models, JAX had no miss.
+    assert lambda_vs_conv_layers.cells_to_profile(
+        "missed", ("LambdaResNet26T",), ("TF graph", "JAX jit")
+    ) == {"LambdaResNet26T": {"TF graph": ["training"]}}
+    assert lambda_vs_conv_layers.cells_to_profile(
+        "all", ("LambdaResNet26T",), ("JAX jit",)
+    ) == {"LambdaResNet26T": {"JAX jit": ["inference", "training"]}}
+
+
+def test_cells_missed_without_the_report_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(lambda_vs_conv_layers, "RESULTS", tmp_path)
+    monkeypatch.setattr("sys.argv", ["lambda_vs_conv_layers"])
+    with pytest.raises(SystemExit) as stop:
+        lambda_vs_conv_layers.main()
+    assert stop.value.code == 2
