@@ -118,7 +118,7 @@ def main():
         "`jit_compile=False` and `True` timed alternately in one process per "
         "backend (XLA on TensorFlow, jax.jit on JAX, torch.compile on "
         "PyTorch). The training script compiles by default on a CPU where "
-        "the ratio is above 1 (`JIT_COMPILE_DEFAULTS` in "
+        "the ratio is at least 1.05 (`JIT_COMPILE_DEFAULTS` in "
         "`lambda_keras/train/compilation.py`).\n\n"
     )
     print(table)

@@ -199,8 +199,8 @@ def main(argv=None):
                     flush=True,
                 )
     title = (
-        f"Peak memory / median time of {args.repeats} calls after a warm-up, "
-        f"batch {args.batch}, {args.channels} "
+        f"Peak memory / time per call after a warm-up (median of "
+        f"{args.repeats}), batch {args.batch}, {args.channels} "
         f"channels, {args.heads} heads, |k|={args.dim_k} (OOM: over "
         f"{args.memory_cap_gib:g} GiB)"
     )

@@ -30,7 +30,7 @@ POSITION_METHODS = ("queries_first", "lambdas_first", "convolution")
 # in `python -m benchmarks.implementation_crossover`). It is measured, not
 # 1, because the two run their multiply-adds at different rates. The paper
 # switches above 85^2 positions on TPUs (Appendix D).
-CONV_COST_RATIO = 4.8
+CONV_COST_RATIO = 4.7
 
 
 def validate_implementation(implementation, scope):
@@ -174,9 +174,9 @@ def position_method(
 # `KERAS_BACKEND=<backend> python -m benchmarks.lambda_conv_profile`
 # (benchmarks/results/lambda_conv_profile_<backend>.json, 2-core AMD EPYC
 # under load), as a ratio to the Conv3D with custom gradients that the
-# layer used before: TensorFlow conv2d 0.47 (conv3d 1.00, depthwise 1.18),
-# JAX conv2d 0.14 (conv3d 0.51, depthwise 0.91), PyTorch conv2d 0.47
-# (conv3d 1.00, depthwise 0.59). For sequences (a 784-long one) the
+# layer used before: TensorFlow conv2d 0.49 (conv3d 1.00, depthwise 1.16),
+# JAX conv2d 0.13 (conv3d 0.49, depthwise 0.96), PyTorch conv2d 0.36
+# (conv3d 1.00, depthwise 0.49). For sequences (a 784-long one) the
 # folded form is fastest on TensorFlow and JAX too, but PyTorch runs the
 # 3-D form (a Conv2D over (L, v)) faster; the table is per backend and
 # platform and follows the images.
@@ -219,11 +219,11 @@ DEFAULT_CONV_FORMULATION = "conv2d"
 # (backend, platform). CPU rows: where they took under 0.9 times the
 # generic gradients' forward+backward time (`recommend` in
 # benchmarks/lambda_conv_profile.py, geometric mean over the same shapes):
-# TensorFlow conv3d 0.32 and depthwise 0.45, not conv2d (1.92: its
+# TensorFlow conv3d 0.34 and depthwise 0.47, not conv2d (1.77: its
 # generic Conv2D gradients are fast, unlike its Conv3D gradient with
-# respect to a one-channel input); JAX depthwise 0.05, not conv3d (1.95)
-# or conv2d (6.86); PyTorch conv3d 0.55 and depthwise 0.50, not conv2d
-# (0.99: the custom ones win with |u| = 1, the generic ones with |u| = 4).
+# respect to a one-channel input); JAX depthwise 0.06, not conv3d (2.05)
+# or conv2d (7.37); PyTorch conv3d 0.56 and depthwise 0.41, not conv2d
+# (1.16: the custom ones win with |u| = 1, the generic ones with |u| = 4).
 # GPUs and TPUs: none, so the compilers' autotuned convolution gradients;
 # the custom kernel gradient is a convolution by an input-sized
 # (*S, b v, k) kernel, a shape they are not tuned for.

@@ -17,7 +17,7 @@ from lambda_keras.errors import UsageError
 # one process per backend on a 2-core AMD EPYC. The figure is compiled /
 # uncompiled images/s; a row compiles when it is at least 1.05 (a smaller
 # gain is within this machine's noise, and compiling makes the first step
-# longer: 40 s against 21 s on TensorFlow, 120 s against 3 s on PyTorch).
+# longer: 37 s against 20 s on TensorFlow, 100 s against 3 s on PyTorch).
 #
 # GPU rows: not measured (no GPU was lent to this project's sessions).
 # TensorFlow follows Keras' own `jit_compile="auto"`, which leaves XLA off
@@ -32,19 +32,19 @@ from lambda_keras.errors import UsageError
 JIT_COMPILE_DEFAULTS = {
     ("tensorflow", "cpu"): (
         False,
-        "measured on a 2-core CPU, XLA trains LambdaResNet26T at 0.98x graph "
-        "mode's images/s, after a first step of 40 s against 21 s "
+        "measured on a 2-core CPU, XLA trains LambdaResNet26T at 1.02x graph "
+        "mode's images/s, after a first step of 37 s against 20 s "
         "(python -m benchmarks.jit_compile)",
     ),
     ("jax", "cpu"): (
         True,
-        "measured on a 2-core CPU, jax.jit trains LambdaResNet26T at 1.47x the "
+        "measured on a 2-core CPU, jax.jit trains LambdaResNet26T at 1.50x the "
         "uncompiled step's images/s (python -m benchmarks.jit_compile)",
     ),
     ("torch", "cpu"): (
         False,
         "measured on a 2-core CPU, torch.compile trains LambdaResNet26T at "
-        "0.80x eager's images/s (python -m benchmarks.jit_compile)",
+        "0.73x eager's images/s (python -m benchmarks.jit_compile)",
     ),
     ("tensorflow", "gpu"): (
         False,
