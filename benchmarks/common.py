@@ -72,8 +72,8 @@ def interleaved_timings(contenders, repeats=10, warmup=2):
         for run in contenders.values():
             run()
     timings = {name: [] for name in contenders}
+    order = list(contenders.items())
     for round_index in range(repeats):
-        order = list(contenders.items())
         for name, run in order[::-1] if round_index % 2 else order:
             start = time.perf_counter()
             run()
